@@ -1,0 +1,43 @@
+# kubegres-restore. `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/kubegres-restore
+export KUBEGRES_RESTORE_CACHE := $(CACHE)
+CARGO ?= cargo
+SCALE ?= 50
+
+.PHONY: all setup build test test-unit lint demo bench fmt clippy
+
+all: build
+
+setup:
+	@bash tests/scripts/setup.sh
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+## The full test suite: unit, component (real PostgreSQL, S3, HTTP) and lints.
+test: setup
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=4
+	@$(MAKE) --no-print-directory lint
+
+test-unit:
+	$(CARGO) test --workspace --lib --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CACHE)/venv/bin/hadolint Dockerfile.agent
+
+fmt:
+	$(CARGO) fmt --all
+
+## The demo: a Kubegres backup of Pagila restored by the agent, with progress.
+demo: setup
+	$(CARGO) build --release -p restore-agent
+	bash tests/scripts/demo.sh
+
+## Restore speed and memory: the agent beside gunzip|psql and pg_restore -j2.
+bench: setup
+	$(CARGO) build --release -p restore-agent
+	SCALE=$(SCALE) bash tests/bench/restore-bench.sh

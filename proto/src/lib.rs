@@ -1,0 +1,15 @@
+//! The contract between the kubegres-restore operator and its restore agent.
+//!
+//! Types and pure functions only: no client code, no I/O. The agent writes
+//! [`RestoreProgress`] and [`RestoreFailure`]; the operator reads them and the
+//! agent's [`ExitCode`] to decide what happens next.
+
+mod exit;
+mod progress;
+
+pub use exit::ExitCode;
+pub use progress::{RestoreFailure, RestoreProgress, Section, statement_start};
+
+/// Field manager the restore agent uses for its server-side-apply patches of
+/// `status.progress` and `status.failure`.
+pub const AGENT_FIELD_MANAGER: &str = "kubegres-restore-agent";

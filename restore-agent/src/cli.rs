@@ -1,0 +1,199 @@
+//! The command line. Secrets never come through it: the target password comes
+//! from `PGPASSWORD` (or the URL, for interactive use), S3 credentials from the
+//! standard AWS variables and profiles, HTTP headers from an environment
+//! variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::decompress::CompressionChoice;
+use crate::engine::{EngineChoice, OnError};
+use crate::format::FormatChoice;
+use crate::source::Pick;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error
+  2  bad usage
+  3  the source cannot be read or is not a valid dump (missing, 403/404, empty,
+     corrupt, truncated, checksum mismatch, unsupported meta-command)
+  4  the target failed (cannot connect, authentication, missing database, SQL error)
+  5  the target is not empty (see --allow-non-empty); nothing was written
+  6  pg_restore/psql missing or too old for the dump";
+
+/// Restores PostgreSQL dumps (plain, pg_dumpall, custom, directory, tar;
+/// gzip, zstd, lz4) from a file, S3 or HTTP into PostgreSQL, with progress.
+#[derive(Debug, Parser)]
+#[command(name = "restore-agent", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true, env = "RESTORE_AGENT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `restore_agent=debug`.
+    #[arg(long, default_value = "info", global = true, env = "RESTORE_AGENT_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Restore a dump into PostgreSQL.
+    #[command(after_help = EXIT_CODES)]
+    Restore(RestoreArgs),
+    /// Tell what a dump is (compression, format, versions, contents) without restoring it.
+    #[command(after_help = EXIT_CODES)]
+    Inspect(InspectArgs),
+}
+
+/// Where the dump comes from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// The dump: a path or file:// URL (file, or directory-format dump folder),
+    /// s3://bucket/key, or http(s)://... With --pick latest: a folder or S3 prefix.
+    #[arg(long, env = "RESTORE_AGENT_SOURCE")]
+    pub source: String,
+    /// With a folder or S3 prefix as source, which dump to take. Kubegres backups
+    /// (`<name>-backup-DD_MM_YYYY_HH_MM_SS.gz`) go by their timestamp, others by modification time.
+    #[arg(long, value_enum, default_value = "exact")]
+    pub pick: Pick,
+    /// S3 endpoint URL for S3-compatible servers (MinIO, Ceph, ...).
+    #[arg(long, env = "RESTORE_AGENT_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: from the AWS environment or profile, else us-east-1).
+    #[arg(long, env = "RESTORE_AGENT_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Address buckets by path (https://host/bucket/key) instead of virtual host.
+    #[arg(long, env = "RESTORE_AGENT_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Name of an environment variable holding extra HTTP request headers, one
+    /// `Name: value` per line (for tokens; never put them on the command line).
+    #[arg(long, default_value = "RESTORE_AGENT_HTTP_HEADERS")]
+    pub http_headers_env: String,
+    /// A PEM file with extra CA certificates to trust for HTTPS sources.
+    #[arg(long, env = "RESTORE_AGENT_HTTP_CA_FILE")]
+    pub http_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Target: postgres://user@host:port/dbname. PGHOST, PGPORT, PGUSER, PGPASSWORD,
+    /// PGDATABASE, PGSSLMODE fill in what the URL leaves out; put the password in PGPASSWORD.
+    /// For pg_dumpall dumps the database is where the script starts (default: postgres).
+    #[arg(long, env = "RESTORE_AGENT_TARGET")]
+    pub target: Option<String>,
+    /// Dump format (auto: detected from the bytes).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatChoice,
+    /// Compression of the stored bytes (auto: detected from the magic bytes).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compression: CompressionChoice,
+    /// Engine: native (tokio-postgres) for plain SQL and pg_dumpall, pg-tools
+    /// (pg_restore/psql) for archives; auto picks per format.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: EngineChoice,
+    /// Parallel jobs (pg_restore -j for directory dumps).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Expected SHA-256 of the stored (compressed) source bytes, in hex. A mismatch fails the
+    /// restore; a single-database restore is then rolled back.
+    #[arg(long, value_parser = parse_sha256)]
+    pub sha256: Option<String>,
+    /// What to do on an SQL error: stop at the first one, or continue, count them and fail at the end.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_error: OnError,
+    /// Restore even if the target database (or, for pg_dumpall, the cluster) already holds data.
+    #[arg(long)]
+    pub allow_non_empty: bool,
+    /// Run a single-database restore in one transaction (auto: yes with --on-error stop).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub single_transaction: Toggle,
+    /// Progress display: a bar on a terminal, JSON lines on stdout, periodic log lines, or none.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// Seconds between two JSON/log progress reports.
+    #[arg(long, default_value_t = 2.0)]
+    pub progress_interval: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Compression of the stored bytes (auto: detected).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compression: CompressionChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, else log lines.
+    Auto,
+    Bar,
+    Json,
+    Log,
+    None,
+}
+
+fn parse_sha256(s: &str) -> Result<String, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t)
+    } else {
+        Err("expected 64 hexadecimal characters".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn restore_defaults() {
+        let cli = Cli::try_parse_from(["restore-agent", "restore", "--source", "/d.sql.gz", "--target", "postgres://u@h/db"]).unwrap();
+        let Command::Restore(a) = cli.command else { panic!() };
+        assert_eq!(a.jobs, 1);
+        assert_eq!(a.on_error, OnError::Stop);
+        assert_eq!(a.engine, EngineChoice::Auto);
+        assert!(!a.allow_non_empty);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for args in [
+            vec!["restore-agent", "restore", "--source", "x", "--sha256", "abc"],
+            vec!["restore-agent", "restore", "--source", "x", "--jobs", "0"],
+            vec!["restore-agent", "restore", "--source", "x", "--format", "xml"],
+            vec!["restore-agent", "restore"],
+        ] {
+            let e = Cli::try_parse_from(&args).expect_err(&args.join(" "));
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+}

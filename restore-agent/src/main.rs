@@ -1,0 +1,81 @@
+//! `restore-agent`: see `restore-agent --help`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Parser;
+use proto::ExitCode;
+use restore_agent::cli::{Cli, Command, LogFormat, ProgressMode};
+use restore_agent::progress::{self, ProgressSink};
+use restore_agent::{Error, inspect, restore};
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => exit_with(&Error::Internal(format!("cannot start the runtime: {e}")), false),
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Restore(args) => {
+                let json = args.progress == ProgressMode::Json;
+                let mode = args.progress;
+                let interval = Duration::from_secs_f64(args.progress_interval.clamp(0.1, 3600.0));
+                let sinks = move |total: Option<u64>| -> Vec<Box<dyn ProgressSink>> {
+                    match mode {
+                        ProgressMode::Json => vec![Box::new(progress::JsonLines::new(interval))],
+                        ProgressMode::Bar => vec![Box::new(progress::Bar::new(total))],
+                        ProgressMode::Log => vec![Box::new(progress::LogLines::new(interval))],
+                        ProgressMode::Auto if std::io::stderr().is_terminal() => vec![Box::new(progress::Bar::new(total))],
+                        ProgressMode::Auto => vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))],
+                        ProgressMode::None => vec![],
+                    }
+                };
+                match restore::run(&args, &sinks).await {
+                    Ok(summary) => {
+                        tracing::info!(
+                            statements = summary.statements,
+                            rows = summary.rows,
+                            tolerated = summary.warnings,
+                            databases = ?summary.databases,
+                            seconds = format!("{:.1}", summary.elapsed_seconds),
+                            "restore completed"
+                        );
+                        ExitCode::Success
+                    }
+                    Err(e) => report(&e, json),
+                }
+            }
+            Command::Inspect(args) => match inspect::run(&args).await {
+                Ok(()) => ExitCode::Success,
+                Err(e) => report(&e, false),
+            },
+        }
+    });
+    // Do not wait for blocking readers still parked on a source.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    std::process::exit(i32::from(code.code()));
+}
+
+fn report(e: &Error, json_already_printed: bool) -> ExitCode {
+    let _ = json_already_printed;
+    eprintln!("error: {e}");
+    tracing::debug!(reason = e.reason(), "failed");
+    e.exit_code()
+}
+
+fn exit_with(e: &Error, json: bool) -> ! {
+    let code = report(e, json);
+    std::process::exit(i32::from(code.code()))
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
