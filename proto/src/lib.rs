@@ -8,7 +8,7 @@ mod exit;
 mod progress;
 
 pub use exit::ExitCode;
-pub use progress::{RestoreFailure, RestoreProgress, Section, statement_start};
+pub use progress::{RestoreFailure, RestoreProgress, Section, redact_secrets, statement_start};
 
 /// Field manager the restore agent uses for its server-side-apply patches of
 /// `status.progress` and `status.failure`.

@@ -101,8 +101,11 @@ pub struct RestoreFailure {
 }
 
 /// Cuts a statement to its first `max` characters (on a char boundary) for
-/// error reports, collapsing whitespace runs so it fits on one line.
+/// error reports, collapsing whitespace runs so it fits on one line, with
+/// secrets redacted (see [`redact_secrets`]).
 pub fn statement_start(sql: &str, max: usize) -> String {
+    let sql = redact_secrets(sql);
+    let sql = sql.as_str();
     let mut out = String::with_capacity(max.min(sql.len()) + 3);
     let mut last_space = true;
     let mut n = 0;
@@ -126,6 +129,67 @@ pub fn statement_start(sql: &str, max: usize) -> String {
     out
 }
 
+/// Replaces the string literal that follows `PASSWORD` (roles, user
+/// mappings) or `CONNECTION` (subscriptions) with `'<redacted>'`, so that an
+/// error report about `ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...'` or
+/// `CREATE SUBSCRIPTION ... CONNECTION 'password=...'` shows no secret.
+pub fn redact_secrets(sql: &str) -> String {
+    let bytes = sql.as_bytes();
+    let lower = sql.to_ascii_lowercase();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let keyword = ["password", "connection"].into_iter().find(|k| {
+            lower[i..].starts_with(k)
+                && (i == 0 || !is_ident_byte(bytes[i - 1]))
+                && !bytes.get(i + k.len()).is_some_and(|b| is_ident_byte(*b))
+        });
+        let Some(k) = keyword else {
+            let ch = sql[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        };
+        out.push_str(&sql[i..i + k.len()]);
+        i += k.len();
+        // Whitespace, then an optional E prefix, then the literal.
+        let ws = sql[i..].len() - sql[i..].trim_start().len();
+        out.push_str(&sql[i..i + ws]);
+        i += ws;
+        let start = if bytes.get(i).is_some_and(|b| *b == b'E' || *b == b'e') && bytes.get(i + 1) == Some(&b'\'') {
+            i + 1
+        } else {
+            i
+        };
+        if bytes.get(start) != Some(&b'\'') {
+            continue;
+        }
+        // Skip to the closing quote ('' is an escaped quote); an unclosed
+        // literal is redacted to the end.
+        let mut j = start + 1;
+        while j < bytes.len() {
+            if bytes[j] == b'\'' {
+                if bytes.get(j + 1) == Some(&b'\'') {
+                    j += 2;
+                    continue;
+                }
+                break;
+            }
+            if bytes[j] == b'\\' && start > i {
+                j += 1;
+            }
+            j += 1;
+        }
+        out.push_str("'<redacted>'");
+        i = (j + 1).min(bytes.len());
+    }
+    out
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +206,32 @@ mod tests {
     fn statement_start_is_one_line_and_cut() {
         assert_eq!(statement_start("  CREATE\n  TABLE t (\n a int);", 100), "CREATE TABLE t ( a int);");
         assert_eq!(statement_start("SELECT 'ééééé'", 9), "SELECT 'é...");
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_statements() {
+        let cases = [
+            (
+                "ALTER ROLE app WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:abc=:def='",
+                "ALTER ROLE app WITH LOGIN PASSWORD '<redacted>'",
+            ),
+            (
+                "CREATE SUBSCRIPTION s CONNECTION 'host=x password=hunter2' PUBLICATION p",
+                "CREATE SUBSCRIPTION s CONNECTION '<redacted>' PUBLICATION p",
+            ),
+            (
+                "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password 'it''s')",
+                "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password '<redacted>')",
+            ),
+            ("ALTER ROLE a PASSWORD E'x\\'y'", "ALTER ROLE a PASSWORD '<redacted>'"),
+            ("ALTER ROLE a PASSWORD 'unterminated", "ALTER ROLE a PASSWORD '<redacted>'"),
+            ("SELECT password_hash, 'keep' FROM t", "SELECT password_hash, 'keep' FROM t"),
+            ("ALTER ROLE a PASSWORD NULL", "ALTER ROLE a PASSWORD NULL"),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(redact_secrets(sql), want, "{sql}");
+        }
+        assert!(!statement_start("ALTER ROLE a PASSWORD 'hunter2'", 200).contains("hunter2"));
     }
 
     #[test]

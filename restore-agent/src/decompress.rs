@@ -231,9 +231,22 @@ mod tests {
         gz[mid] ^= 0xff;
         gz[mid + 1] ^= 0xff;
         assert!(read_all(Compression::Gzip, &gz).is_err());
-        let mut zs = zstd::encode_all(&payload[..], 3).unwrap();
+        // Frames with a content checksum, as the zstd CLI and pg_dump write them.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_checksum(true).unwrap();
+        enc.write_all(&payload).unwrap();
+        let mut zs = enc.finish().unwrap();
         let mid = zs.len() / 2;
         zs[mid] ^= 0xff;
         assert!(read_all(Compression::Zstd, &zs).is_err());
+        let mut lz = lz4_flex::frame::FrameEncoder::with_frame_info(
+            lz4_flex::frame::FrameInfo::new().content_checksum(true),
+            Vec::new(),
+        );
+        lz.write_all(&payload).unwrap();
+        let mut lz = lz.finish().unwrap();
+        let mid = lz.len() / 2;
+        lz[mid] ^= 0xff;
+        assert!(read_all(Compression::Lz4, &lz).is_err());
     }
 }

@@ -235,7 +235,7 @@ fn leading_comments_contain(text: &[u8], mark: &str) -> bool {
         if !line.starts_with(b"--") {
             return false;
         }
-        if memchr::memmem::find(line, mark[3..].as_bytes()).is_some() {
+        if memchr::memmem::find(line, &mark.as_bytes()[3..]).is_some() {
             return true;
         }
     }
@@ -256,10 +256,10 @@ fn starts_with_sql_keyword(text: &[u8]) -> bool {
         return false;
     }
     // The keyword must be a whole word: followed by a separator or the end.
-    if let Some(&next) = text.get(word_len) {
-        if !(next.is_ascii_whitespace() || matches!(next, b';' | b'(')) {
-            return false;
-        }
+    if let Some(&next) = text.get(word_len)
+        && !(next.is_ascii_whitespace() || matches!(next, b';' | b'('))
+    {
+        return false;
     }
     let word = &text[..word_len];
     SQL_KEYWORDS.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(word))

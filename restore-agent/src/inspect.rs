@@ -76,7 +76,9 @@ pub async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
         Resolved::Directory { path, display: shown, size, staging } => {
             let toc = std::fs::read(path.join("toc.dat"))
                 .map_err(|e| DumpError::NotADump(format!("cannot read toc.dat of the directory dump: {e}")))?;
-            let (header, entries) = archive::read_header_and_toc(&mut &toc[..])?;
+            let (mut header, entries) = archive::read_header_and_toc(&mut &toc[..])?;
+            // A directory's toc.dat carries the tar format code.
+            header.format = DumpFormat::Directory;
             drop(staging);
             Ok(InspectReport {
                 source: shown,

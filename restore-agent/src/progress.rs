@@ -207,7 +207,7 @@ impl Reporter {
     pub fn start(tracker: Arc<Tracker>, mut sinks: Vec<Box<dyn ProgressSink>>) -> Reporter {
         let (stop, mut rx) = tokio::sync::watch::channel::<Option<Outcome>>(None);
         let task = tokio::spawn(async move {
-            let mut last: Vec<Option<Instant>> = vec![None; sinks.len()];
+            let mut last: Vec<Option<tokio::time::Instant>> = vec![None; sinks.len()];
             let tick = sinks.iter().map(|s| s.min_interval()).min().unwrap_or(Duration::from_secs(1));
             let tick = tick.clamp(Duration::from_millis(50), Duration::from_secs(1));
             let mut interval = tokio::time::interval(tick);
@@ -219,7 +219,7 @@ impl Reporter {
                         for (i, sink) in sinks.iter_mut().enumerate() {
                             if last[i].is_none_or(|t| t.elapsed() >= sink.min_interval()) {
                                 sink.update(&snap).await;
-                                last[i] = Some(Instant::now());
+                                last[i] = Some(tokio::time::Instant::now());
                             }
                         }
                     }

@@ -235,6 +235,17 @@ async fn restore_stream(
         "restoring"
     );
 
+    if engine == EngineChoice::PgTools {
+        // Say "pg_restore is too old for this archive" before anything runs.
+        match format {
+            DumpFormat::Custom => pg_tools::check_pg_restore_supports(&crate::archive::read_header(&mut &prepared.head[..])?)?,
+            DumpFormat::Tar if prepared.head.len() > 512 => {
+                pg_tools::check_pg_restore_supports(&crate::archive::read_header(&mut &prepared.head[512..])?)?
+            }
+            _ => {}
+        }
+    }
+
     let client = target.connect().await?;
     if !args.allow_non_empty {
         if multi {

@@ -65,7 +65,9 @@ fn newest_source_change() -> Option<(PathBuf, SystemTime)> {
         root.join("proto/Cargo.toml"),
     ];
     while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
         if meta.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
@@ -95,7 +97,11 @@ pub struct AgentOutput {
 impl AgentOutput {
     /// stdout lines that parse as JSON objects.
     pub fn json_lines(&self) -> Vec<Value> {
-        self.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok()).filter(Value::is_object).collect()
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .filter(Value::is_object)
+            .collect()
     }
 
     /// The last JSON object on stdout (with `--progress json`).
@@ -138,6 +144,7 @@ impl AgentOutput {
         let Some(msg) = self.error_message() else {
             panic!("no `error: ` line on stderr\n{}", self.describe());
         };
+        eprintln!("agent exit {code}: error: {msg}");
         let lower = msg.to_lowercase();
         for group in needles {
             assert!(
@@ -169,7 +176,11 @@ pub fn run_agent<A: AsRef<OsStr>>(args: &[A], envs: &[(String, String)]) -> Agen
 }
 
 /// [`run_agent`] with a timeout of your choosing.
-pub fn run_agent_with_timeout<A: AsRef<OsStr>>(args: &[A], envs: &[(String, String)], timeout: Duration) -> AgentOutput {
+pub fn run_agent_with_timeout<A: AsRef<OsStr>>(
+    args: &[A],
+    envs: &[(String, String)],
+    timeout: Duration,
+) -> AgentOutput {
     let start = Instant::now();
     let mut cmd = Command::new(agent_bin());
     clear_pg_env(&mut cmd);

@@ -240,7 +240,9 @@ pub fn assert_same_roles(a: &PgCluster, b: &PgCluster) {
     let (ra, rb) = (roles_of(a), roles_of(b));
     let render = |rows: &[Vec<String>]| rows.iter().map(|r| r.join(" | ")).collect::<Vec<_>>();
     if let Some(diff) = first_difference(&render(&ra), &render(&rb), "source roles", "restored roles") {
-        panic!("roles differ (name | super | inherit | createrole | createdb | login | replication | bypassrls | connlimit | valid until | password | settings | comment):\n{diff}");
+        panic!(
+            "roles differ (name | super | inherit | createrole | createdb | login | replication | bypassrls | connlimit | valid until | password | settings | comment):\n{diff}"
+        );
     }
     let (ma, mb) = (memberships_of(a), memberships_of(b));
     if let Some(diff) = first_difference(&render(&ma), &render(&mb), "source memberships", "restored memberships") {

@@ -174,7 +174,9 @@ impl Dumps {
     /// [`PgCluster::scratch_dir`], so that dumps kept in a `static` go away
     /// with the cluster when the test process exits).
     pub fn new_in(parent: &Path) -> Dumps {
-        Dumps { dir: tempfile::Builder::new().prefix("kgr-dumps-").tempdir_in(parent).expect("cannot create a temp dir") }
+        Dumps {
+            dir: tempfile::Builder::new().prefix("kgr-dumps-").tempdir_in(parent).expect("cannot create a temp dir"),
+        }
     }
 
     /// The directory.
@@ -222,7 +224,8 @@ impl Dumps {
     pub fn kubegres_backup(&self, c: &PgCluster, name: &str) -> PathBuf {
         let target = self.dir.path().join(kubegres_file_name(name, SystemTime::now()));
         let out = fs::File::create(&target).expect("cannot create the backup file");
-        let mut dumpall = c.command("pg_dumpall").arg("-c").stdout(Stdio::piped()).spawn().expect("cannot run pg_dumpall");
+        let mut dumpall =
+            c.command("pg_dumpall").arg("-c").stdout(Stdio::piped()).spawn().expect("cannot run pg_dumpall");
         let stdout = dumpall.stdout.take().expect("piped stdout");
         let gzip = Command::new("gzip").stdin(stdout).stdout(out).status().expect("cannot run gzip");
         let status = dumpall.wait().expect("pg_dumpall did not finish");

@@ -54,7 +54,10 @@ pub fn create_fixture_roles(c: &PgCluster) {
 }
 
 fn create_database_if_missing(c: &PgCluster, db: &str) {
-    let n = c.query_one("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = {}", crate::pg::quote_literal(db)));
+    let n = c.query_one(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = {}", crate::pg::quote_literal(db)),
+    );
     if n == "0" {
         c.create_database(db);
     }

@@ -6,6 +6,6 @@ pub mod agent;
 pub mod compare;
 pub mod dumps;
 pub mod fixtures;
-pub mod pg;
 pub mod http;
+pub mod pg;
 pub mod s3;

@@ -113,7 +113,8 @@ fn corrupt_checksum(tool: Compressor) {
     for b in &mut data[at..at + 4] {
         *b ^= 0x5a;
     }
-    let out = restore(&source_file(&format!("corrupt.sql.{}", tool.extension()), &data), pg, &db, &["--progress", "json"]);
+    let out =
+        restore(&source_file(&format!("corrupt.sql.{}", tool.extension()), &data), pg, &db, &["--progress", "json"]);
     out.assert_failure(3, &[&["corrupt", "crc", "checksum", "invalid", "mismatch"]]);
     assert_no_tables(pg, &db, &out);
     assert!(out.failure().is_some(), "the JSON progress should end with the failure\n{}", out.describe());
@@ -167,6 +168,18 @@ fn truncated_plain_sql() {
 }
 
 #[test]
+fn truncated_plain_sql_at_a_statement_boundary() {
+    // Every statement is complete, but pg_dump's closing comment is missing.
+    let pg = target("t_truncated_boundary");
+    let plain = &fixture().plain;
+    let text = std::str::from_utf8(plain).unwrap();
+    let cut = text.find("\n\\.\n").expect("the dump has a COPY block") + 4;
+    let out = restore(&source_file("truncated_boundary.sql", &plain[..cut]), pg, "t_truncated_boundary", &[]);
+    out.assert_failure(3, &[&["truncat"]]);
+    assert_no_tables(pg, "t_truncated_boundary", &out);
+}
+
+#[test]
 fn truncated_custom_archive() {
     let pg = target("t_truncated_custom");
     let custom = &fixture().custom;
@@ -190,17 +203,26 @@ fn unknown_meta_command() {
 fn checksum_mismatch_rolls_back() {
     let pg = target("t_sha");
     let wrong = "0".repeat(64);
-    let out = restore(&source_file("sha.sql", &fixture().plain), pg, "t_sha", &["--sha256", &wrong, "--progress", "json"]);
+    let out =
+        restore(&source_file("sha.sql", &fixture().plain), pg, "t_sha", &["--sha256", &wrong, "--progress", "json"]);
     out.assert_failure(3, &[&["sha256", "sha-256", "checksum", "digest"]]);
     let failure = out.failure().unwrap_or_else(|| panic!("the restore must not end in success\n{}", out.describe()));
     assert!(failure["reason"].as_str().is_some_and(|r| !r.is_empty()), "{failure}");
     assert_no_tables(pg, "t_sha", &out);
 }
 
+/// A loopback port where nothing listens: port 1 (never handed out as an
+/// ephemeral port, so no test cluster can take it), checked to refuse.
+fn closed_port() -> u16 {
+    match std::net::TcpStream::connect(("127.0.0.1", 1)) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => 1,
+        _ => free_port(),
+    }
+}
+
 #[test]
 fn unreachable_target() {
-    let port = free_port(); // nothing listens there
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", closed_port());
     let out = restore_with_password(&source_file("unreachable.sql", &fixture().plain), &url, "whatever", &[]);
     out.assert_failure(4, &[&["connect", "refused", "unreachable"]]);
 }
@@ -232,13 +254,19 @@ fn missing_target_database() {
 #[test]
 fn non_empty_target_is_left_alone() {
     let pg = target("t_non_empty");
-    pg.psql("t_non_empty", "CREATE TABLE public.keep_me (id integer, v text); INSERT INTO public.keep_me VALUES (1, 'precious')");
+    pg.psql(
+        "t_non_empty",
+        "CREATE TABLE public.keep_me (id integer, v text); INSERT INTO public.keep_me VALUES (1, 'precious')",
+    );
     let before = schema_of(pg, "t_non_empty");
     let out = restore(&source_file("non_empty.sql", &fixture().plain), pg, "t_non_empty", &[]);
     out.assert_failure(5, &[&["not empty", "non-empty", "--allow-non-empty"]]);
     assert_eq!(pg.user_tables("t_non_empty"), vec!["public.keep_me".to_string()]);
     assert_eq!(schema_of(pg, "t_non_empty"), before, "nothing may be written into a non-empty target");
-    assert_eq!(pg.query("t_non_empty", "SELECT id, v FROM public.keep_me"), vec![vec!["1".to_string(), "precious".to_string()]]);
+    assert_eq!(
+        pg.query("t_non_empty", "SELECT id, v FROM public.keep_me"),
+        vec![vec!["1".to_string(), "precious".to_string()]]
+    );
 }
 
 #[test]

@@ -65,7 +65,8 @@ fn comparison_fails_on_one_changed_row_sequence_large_object_or_comment() {
         let err = compare_databases(&pg, "a", &pg, "b").expect_err(&format!("the comparison missed: {change}"));
         assert!(err.contains(needle), "the difference after `{change}` should mention {needle:?}:\n{err}");
         pg.psql("b", undo);
-        compare_databases(&pg, "a", &pg, "b").unwrap_or_else(|e| panic!("undoing `{change}` should compare equal:\n{e}"));
+        compare_databases(&pg, "a", &pg, "b")
+            .unwrap_or_else(|e| panic!("undoing `{change}` should compare equal:\n{e}"));
     };
     // One row of one partition, one character longer.
     expect_diff(
@@ -76,7 +77,8 @@ fn comparison_fails_on_one_changed_row_sequence_large_object_or_comment() {
     // NULL versus empty string (user triggers off, so `touched` stays as it was).
     let t = r#""Schéma ü"."Tâble ü""#;
     let col = r#""col ""quoted""; name""#;
-    let quiet = |sql: String| format!("ALTER TABLE {t} DISABLE TRIGGER USER; {sql}; ALTER TABLE {t} ENABLE TRIGGER USER");
+    let quiet =
+        |sql: String| format!("ALTER TABLE {t} DISABLE TRIGGER USER; {sql}; ALTER TABLE {t} ENABLE TRIGGER USER");
     expect_diff(
         &quiet(format!("UPDATE {t} SET {col} = NULL WHERE {col} = ''")),
         &quiet(format!("UPDATE {t} SET {col} = '' WHERE qty IS NULL")),
@@ -89,14 +91,26 @@ fn comparison_fails_on_one_changed_row_sequence_large_object_or_comment() {
         "public.shapes",
     );
     // A row of the inheritance parent (not of the child).
-    expect_diff("DELETE FROM ONLY public.parent_inh WHERE a = 2", "INSERT INTO public.parent_inh VALUES (2)", "parent_inh");
+    expect_diff(
+        "DELETE FROM ONLY public.parent_inh WHERE a = 2",
+        "INSERT INTO public.parent_inh VALUES (2)",
+        "parent_inh",
+    );
     // A sequence's is_called.
     expect_diff("SELECT setval('public.set_seq', 42, true)", "SELECT setval('public.set_seq', 42, false)", "sequences");
     // One byte of a large object.
     let byte = pg.query_one("a", "SELECT encode(lo_get(424244, 5, 1), 'hex')");
-    expect_diff(r"SELECT lo_put(424244, 5, '\x00')", &format!(r"SELECT lo_put(424244, 5, '\x{byte}')"), "large objects");
+    expect_diff(
+        r"SELECT lo_put(424244, 5, '\x00')",
+        &format!(r"SELECT lo_put(424244, 5, '\x{byte}')"),
+        "large objects",
+    );
     // A large object's owner.
-    expect_diff("ALTER LARGE OBJECT 424243 OWNER TO kgr_app", "ALTER LARGE OBJECT 424243 OWNER TO postgres", "large objects");
+    expect_diff(
+        "ALTER LARGE OBJECT 424243 OWNER TO kgr_app",
+        "ALTER LARGE OBJECT 424243 OWNER TO postgres",
+        "large objects",
+    );
     // A comment (schema).
     expect_diff("COMMENT ON TABLE public.chicken IS 'changed'", "COMMENT ON TABLE public.chicken IS NULL", "schema");
     // A materialized view's contents, its source table unchanged.
@@ -128,12 +142,7 @@ fn a_kubegres_backup_restored_with_psql_compares_equal_cluster_wide() {
     // (psql goes on past the known harmless errors of a --clean dump).
     let target = PgCluster::start_with_password(source.password());
     let mut gunzip = Command::new("gunzip").arg("-c").arg(&backup).stdout(Stdio::piped()).spawn().unwrap();
-    let out = target
-        .command("psql")
-        .args(["-X", "-q"])
-        .stdin(gunzip.stdout.take().unwrap())
-        .output()
-        .unwrap();
+    let out = target.command("psql").args(["-X", "-q"]).stdin(gunzip.stdout.take().unwrap()).output().unwrap();
     assert!(gunzip.wait().unwrap().success());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 

@@ -65,7 +65,12 @@ fn restore_and_compare(db: &str, kind: DumpKind, into: &str, extra: &[&str]) -> 
 
 #[test]
 fn hard_plain_native() {
-    let out = restore_and_compare(HARD_DB, DumpKind::Plain, "hard_plain_native", &["--engine", "native", "--progress", "json"]);
+    let out = restore_and_compare(
+        HARD_DB,
+        DumpKind::Plain,
+        "hard_plain_native",
+        &["--engine", "native", "--progress", "json"],
+    );
     let last = out.last_event().unwrap_or_else(|| panic!("no JSON progress on stdout\n{}", out.describe()));
     assert_eq!(last["event"], "completed", "the last JSON line should be the completion\n{}", out.describe());
 }
@@ -112,7 +117,12 @@ fn hard_custom_zstd() {
 
 #[test]
 fn hard_custom_with_explicit_format_and_jobs() {
-    restore_and_compare(HARD_DB, DumpKind::Custom, "hard_custom_explicit", &["--format", "custom", "--engine", "pg-tools", "--jobs", "2"]);
+    restore_and_compare(
+        HARD_DB,
+        DumpKind::Custom,
+        "hard_custom_explicit",
+        &["--format", "custom", "--engine", "pg-tools", "--jobs", "2"],
+    );
 }
 
 #[test]

@@ -16,13 +16,15 @@
 //! | 1.16 | BLOB METADATA entries, several BLOBS entries, `relkind` | 17 (18 still writes 1.16) |
 
 mod header;
+mod rows;
 mod summary;
+mod tar_header;
 mod tee;
 mod toc;
 
 pub use header::{ArchiveCompression, ArchiveHeader, read_header};
 pub use summary::{ArchiveSummary, TableDataSize, summarize, summarize_sized};
-pub(crate) use tee::LineCounter;
+pub(crate) use rows::LineCounter;
 pub use tee::{ArchiveObserver, ArchiveProgress};
 pub use toc::{DataState, DirectoryLayout, TocEntry, directory_data_files, directory_layout, large_object_files, read_header_and_toc, read_toc};
 

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use proto::Section;
 
 use super::header::ArchiveCompression;
+use super::rows::RowCounter;
+use super::tar_header::{TAR_BLOCK, tar_checksum, tar_number};
 use super::toc::TocEntry;
 use crate::format::DumpFormat;
 use crate::progress::Tracker;
@@ -45,7 +47,6 @@ impl ArchiveObserver for Tracker {
 
 /// The most TOC bytes the tee keeps while waiting for the TOC to complete.
 const TOC_CAP: usize = 256 * 1024 * 1024;
-const TAR_BLOCK: usize = 512;
 
 struct DataEntry {
     desc: String,
@@ -301,10 +302,10 @@ impl<'a> ArchiveProgress<'a> {
                 e.dump_id,
                 DataEntry { desc: e.desc.clone(), namespace: e.namespace.clone(), tag: e.tag.clone(), table_rows },
             );
-            if format != DumpFormat::Custom {
-                if let Some(f) = &e.filename {
-                    self.by_file.insert(f.clone(), e.dump_id);
-                }
+            if format != DumpFormat::Custom
+                && let Some(f) = &e.filename
+            {
+                self.by_file.insert(f.clone(), e.dump_id);
             }
         }
         self.obs.section(Section::PreData);
@@ -501,203 +502,4 @@ impl<'a> ArchiveProgress<'a> {
 
 fn padding(left: u64) -> Tar {
     if left > 0 { Tar::Padding { left } } else { Tar::Header { buf: Box::new([0; TAR_BLOCK]), got: 0 } }
-}
-
-/// `tarChecksum`: the header's bytes summed, the checksum field counted as spaces.
-fn tar_checksum(h: &[u8; TAR_BLOCK]) -> u64 {
-    let mut sum = 8 * b' ' as u64;
-    for (i, &c) in h.iter().enumerate() {
-        if !(148..156).contains(&i) {
-            sum += c as u64;
-        }
-    }
-    sum
-}
-
-/// `read_tar_number`: octal digits, or base-256 when the high bit is set.
-fn tar_number(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|&c| c & 0x80 != 0) {
-        let mut v: u64 = (field[0] & 0x3f) as u64;
-        for &c in &field[1..] {
-            v = v.checked_mul(256)? + c as u64;
-        }
-        return Some(v);
-    }
-    let mut v: u64 = 0;
-    let mut seen = false;
-    for &c in field {
-        match c {
-            b'0'..=b'7' => {
-                v = v.checked_mul(8)? + (c - b'0') as u64;
-                seen = true;
-            }
-            b' ' if !seen => {}
-            0 | b' ' => break,
-            _ => return None,
-        }
-    }
-    seen.then_some(v)
-}
-
-/// Counts the lines of a table's COPY data as it streams (decompressing it
-/// when the archive's compression allows), up to the `\.` end marker.
-enum RowCounter {
-    Off,
-    Counting { decoder: Decoder, lines: LineCounter, scratch: Vec<u8> },
-}
-
-enum Decoder {
-    Plain,
-    Zlib(Box<flate2::Decompress>),
-    Zstd(Box<zstd::stream::raw::Decoder<'static>>),
-}
-
-impl RowCounter {
-    fn start(compression: ArchiveCompression) -> RowCounter {
-        let decoder = match compression {
-            ArchiveCompression::None => Decoder::Plain,
-            ArchiveCompression::Gzip { .. } => Decoder::Zlib(Box::new(flate2::Decompress::new(true))),
-            ArchiveCompression::Zstd => match zstd::stream::raw::Decoder::new() {
-                Ok(d) => Decoder::Zstd(Box::new(d)),
-                Err(_) => return RowCounter::Off,
-            },
-            // lz4 frames are only decoded by a pull reader: no row counts.
-            ArchiveCompression::Lz4 => return RowCounter::Off,
-        };
-        let scratch = if matches!(decoder, Decoder::Plain) { Vec::new() } else { vec![0; 64 * 1024] };
-        RowCounter::Counting { decoder, lines: LineCounter::default(), scratch }
-    }
-
-    fn feed(&mut self, mut input: &[u8], obs: &dyn ArchiveObserver) {
-        let RowCounter::Counting { decoder, lines, scratch } = self else { return };
-        let mut rows = 0;
-        match decoder {
-            Decoder::Plain => rows = lines.feed(input).0,
-            Decoder::Zlib(z) => {
-                while !input.is_empty() && !lines.done {
-                    let (in0, out0) = (z.total_in(), z.total_out());
-                    let status = z.decompress(input, scratch, flate2::FlushDecompress::None);
-                    let used = (z.total_in() - in0) as usize;
-                    let made = (z.total_out() - out0) as usize;
-                    rows += lines.feed(&scratch[..made]).0;
-                    input = &input[used..];
-                    match status {
-                        Ok(flate2::Status::StreamEnd) => break,
-                        Ok(_) if used == 0 && made == 0 => break,
-                        Ok(_) => {}
-                        Err(_) => {
-                            obs.rows(rows);
-                            *self = RowCounter::Off;
-                            return;
-                        }
-                    }
-                }
-            }
-            Decoder::Zstd(z) => {
-                use zstd::stream::raw::Operation;
-                while !input.is_empty() && !lines.done {
-                    match z.run_on_buffers(input, scratch) {
-                        Ok(status) => {
-                            rows += lines.feed(&scratch[..status.bytes_written]).0;
-                            input = &input[status.bytes_read..];
-                            if status.bytes_read == 0 && status.bytes_written == 0 {
-                                break;
-                            }
-                        }
-                        Err(_) => {
-                            obs.rows(rows);
-                            *self = RowCounter::Off;
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        if rows > 0 {
-            obs.rows(rows);
-        }
-    }
-}
-
-/// Counts newline-terminated lines (COPY rows) up to a line that is
-/// exactly `\.`, across chunk boundaries.
-#[derive(Debug, Default)]
-pub(crate) struct LineCounter {
-    /// Bytes at the start of the current line that may still be the `\.` marker (0, 1 or 2).
-    marker: u8,
-    /// Inside a line (not at its start).
-    in_line: bool,
-    /// The end marker went by.
-    pub(crate) done: bool,
-}
-
-impl LineCounter {
-    /// Rows completed in `b`, and the bytes used: all of `b`, or up to and
-    /// including the end marker's line break.
-    pub(crate) fn feed(&mut self, b: &[u8]) -> (u64, usize) {
-        let mut rows = 0;
-        let mut i = 0;
-        while i < b.len() && !self.done {
-            if !self.in_line || self.marker > 0 {
-                let expected = match self.marker {
-                    0 => b'\\',
-                    1 => b'.',
-                    _ => b'\n',
-                };
-                if b[i] == expected {
-                    i += 1;
-                    if self.marker == 2 {
-                        self.done = true;
-                        break;
-                    }
-                    self.marker += 1;
-                    self.in_line = true;
-                    continue;
-                }
-                self.marker = 0;
-            }
-            match memchr::memchr(b'\n', &b[i..]) {
-                Some(j) => {
-                    rows += 1;
-                    self.in_line = false;
-                    i += j + 1;
-                }
-                None => {
-                    self.in_line = true;
-                    i = b.len();
-                }
-            }
-        }
-        (rows, i)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_counted_up_to_the_end_marker_across_chunks() {
-        let data = b"1\tone\n2\t\\\\x\n\\N\tthree\n\\.\n\n\n";
-        for step in 1..data.len() {
-            let mut c = LineCounter::default();
-            let rows: u64 = data.chunks(step).map(|ch| c.feed(ch).0).sum();
-            assert_eq!(rows, 3, "chunks of {step}");
-            assert!(c.done);
-        }
-        let mut c = LineCounter::default();
-        assert_eq!(c.feed(b"\\\n\\.x\nlast\n"), (3, 11));
-        let mut c = LineCounter::default();
-        assert_eq!(c.feed(b"1\n\\.\nSELECT 1;\n"), (1, 5));
-        assert!(!c.done);
-    }
-
-    #[test]
-    fn tar_numbers_are_octal_or_base_256() {
-        assert_eq!(tar_number(b"00000001750\0"), Some(0o1750));
-        assert_eq!(tar_number(b"  1750 \0"), Some(0o1750));
-        assert_eq!(tar_number(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), Some(256));
-        assert_eq!(tar_number(b"zz"), None);
-        assert_eq!(tar_number(b"\0\0\0"), None);
-    }
 }

@@ -16,7 +16,9 @@ use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions};
 /// and so is a plain file).
 pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolved, SourceError> {
     let what = path.display().to_string();
-    let meta = tokio::fs::metadata(path).await.map_err(|e| SourceError::from_io(&what, e))?;
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| SourceError::from_io(&what, e))?;
     if !meta.is_dir() {
         return open_file(path).await.map(Resolved::Stream);
     }
@@ -33,7 +35,11 @@ pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolve
     }
     let chosen = pick_in_directory(path).await?;
     tracing::info!(folder = %path.display(), picked = %chosen.display(), "picked the latest dump");
-    if tokio::fs::metadata(&chosen).await.map_err(|e| SourceError::from_io(&what, e))?.is_dir() {
+    if tokio::fs::metadata(&chosen)
+        .await
+        .map_err(|e| SourceError::from_io(&what, e))?
+        .is_dir()
+    {
         directory(&chosen).await
     } else {
         open_file(&chosen).await.map(Resolved::Stream)
@@ -43,13 +49,24 @@ pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolve
 /// Opens a regular file as a stream.
 pub(super) async fn open_file(path: &Path) -> Result<OpenedSource, SourceError> {
     let display = path.display().to_string();
-    let file = tokio::fs::File::open(path).await.map_err(|e| SourceError::from_io(&display, e))?;
-    let meta = file.metadata().await.map_err(|e| SourceError::from_io(&display, e))?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| SourceError::from_io(&display, e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| SourceError::from_io(&display, e))?;
     if !meta.is_file() {
-        return Err(SourceError::NoDump { what: display, detail: "it is not a regular file".into() });
+        return Err(SourceError::NoDump {
+            what: display,
+            detail: "it is not a regular file".into(),
+        });
     }
     Ok(OpenedSource {
-        reader: Box::pin(FileReader { inner: file, what: display.clone() }),
+        reader: Box::pin(FileReader {
+            inner: file,
+            what: display.clone(),
+        }),
         size: Some(meta.len()),
         display,
     })
@@ -57,7 +74,10 @@ pub(super) async fn open_file(path: &Path) -> Result<OpenedSource, SourceError> 
 
 async fn is_directory_dump(path: &Path) -> bool {
     for name in super::TOC_NAMES {
-        if tokio::fs::metadata(path.join(name)).await.is_ok_and(|m| m.is_file()) {
+        if tokio::fs::metadata(path.join(name))
+            .await
+            .is_ok_and(|m| m.is_file())
+        {
             return true;
         }
     }
@@ -68,25 +88,41 @@ async fn is_directory_dump(path: &Path) -> bool {
 async fn directory(path: &Path) -> Result<Resolved, SourceError> {
     let display = path.display().to_string();
     let mut size = 0u64;
-    let mut entries = tokio::fs::read_dir(path).await.map_err(|e| SourceError::from_io(&display, e))?;
-    while let Some(entry) = entries.next_entry().await.map_err(|e| SourceError::from_io(&display, e))? {
-        if let Ok(m) = entry.metadata().await {
-            if m.is_file() {
-                size += m.len();
-            }
+    let mut entries = tokio::fs::read_dir(path)
+        .await
+        .map_err(|e| SourceError::from_io(&display, e))?;
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .map_err(|e| SourceError::from_io(&display, e))?
+    {
+        match entry.metadata().await {
+            Ok(m) if m.is_file() => size += m.len(),
+            _ => {}
         }
     }
-    Ok(Resolved::Directory { path: path.to_path_buf(), display, size: Some(size), staging: None })
+    Ok(Resolved::Directory {
+        path: path.to_path_buf(),
+        display,
+        size: Some(size),
+        staging: None,
+    })
 }
 
 /// The newest dump in `dir`: regular files and directory-format dumps, not
 /// hidden entries nor other subdirectories (see [`latest`]).
 async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
     let what = dir.display().to_string();
-    let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| SourceError::from_io(&what, e))?;
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| SourceError::from_io(&what, e))?;
     let mut paths = Vec::new();
     let mut candidates = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(|e| SourceError::from_io(&what, e))? {
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .map_err(|e| SourceError::from_io(&what, e))?
+    {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             tracing::warn!(folder = %what, "skipping an entry whose name is not UTF-8");
             continue;
@@ -96,7 +132,9 @@ async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
         }
         let path = entry.path();
         // Follows symlinks: a link to a dump counts as the dump.
-        let Ok(meta) = tokio::fs::metadata(&path).await else { continue };
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
+            continue;
+        };
         let modified = if meta.is_file() {
             meta.modified().ok()
         } else if meta.is_dir() && is_directory_dump(&path).await {
@@ -133,7 +171,11 @@ struct FileReader {
 }
 
 impl AsyncRead for FileReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Err(e)) => {
                 let what = self.what.clone();
@@ -152,11 +194,15 @@ mod tests {
 
     fn set_mtime(path: &Path, secs: u64) {
         let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
     }
 
     fn latest() -> SourceOptions {
-        SourceOptions { pick: Pick::Latest, ..Default::default() }
+        SourceOptions {
+            pick: Pick::Latest,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -164,7 +210,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.sql");
         std::fs::write(&p, b"SELECT 1;\n").unwrap();
-        let Resolved::Stream(mut s) = resolve(&p, &SourceOptions::default()).await.unwrap() else { panic!() };
+        let Resolved::Stream(mut s) = resolve(&p, &SourceOptions::default()).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(s.size, Some(10));
         assert_eq!(s.display, p.display().to_string());
         let mut out = Vec::new();
@@ -175,10 +223,14 @@ mod tests {
     #[tokio::test]
     async fn missing_files_and_plain_directories_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let e = resolve(&dir.path().join("nope.gz"), &SourceOptions::default()).await.unwrap_err();
+        let e = resolve(&dir.path().join("nope.gz"), &SourceOptions::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.reason(), "SourceNotFound");
         assert!(e.to_string().contains("nope.gz not found"), "{e}");
-        let e = resolve(dir.path(), &SourceOptions::default()).await.unwrap_err();
+        let e = resolve(dir.path(), &SourceOptions::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.reason(), "NoDumpFound");
         assert!(e.to_string().contains("--pick latest"), "{e}");
         let e = resolve(dir.path(), &latest()).await.unwrap_err();
@@ -200,8 +252,14 @@ mod tests {
         }
         std::fs::write(d.join(".pg-backup-01_01_2099_00_00_00.gz"), b"hidden").unwrap();
         std::fs::create_dir(d.join("pg-backup-01_01_2098_00_00_00.gz")).unwrap();
-        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else { panic!() };
-        assert!(s.display.ends_with("pg-backup-01_02_2024_10_00_00.gz"), "{}", s.display);
+        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else {
+            panic!()
+        };
+        assert!(
+            s.display.ends_with("pg-backup-01_02_2024_10_00_00.gz"),
+            "{}",
+            s.display
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -209,7 +267,9 @@ mod tests {
             std::fs::write(d.join(name), name).unwrap();
             set_mtime(&d.join(name), mtime);
         }
-        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else { panic!() };
+        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else {
+            panic!()
+        };
         assert!(s.display.ends_with("a.sql.gz"), "{}", s.display);
     }
 
@@ -220,7 +280,12 @@ mod tests {
         std::fs::create_dir(&dump).unwrap();
         std::fs::write(dump.join("toc.dat"), b"PGDMP....").unwrap();
         std::fs::write(dump.join("3001.dat.gz"), b"0123456789").unwrap();
-        let Resolved::Directory { path, size, staging, .. } = resolve(&dump, &SourceOptions::default()).await.unwrap()
+        let Resolved::Directory {
+            path,
+            size,
+            staging,
+            ..
+        } = resolve(&dump, &SourceOptions::default()).await.unwrap()
         else {
             panic!()
         };
@@ -229,7 +294,9 @@ mod tests {
         assert!(staging.is_none());
         set_mtime(&dump.join("toc.dat"), 5_000_000_000);
         std::fs::write(dir.path().join("old.sql"), b"x").unwrap();
-        let Resolved::Directory { path, .. } = resolve(dir.path(), &latest()).await.unwrap() else { panic!() };
+        let Resolved::Directory { path, .. } = resolve(dir.path(), &latest()).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(path, dump);
     }
 }

@@ -117,6 +117,9 @@ impl SplitError {
     }
 }
 
+/// Line buffer capacity kept between statements.
+const RETAINED_CAPACITY: usize = 1 << 20;
+
 /// Splits a psql script (pg_dump / pg_dumpall plain output) into [`Event`]s.
 pub struct Splitter<R> {
     r: R,
@@ -207,6 +210,8 @@ impl<R: BufRead> Splitter<R> {
             }
         } else {
             self.buf.clear();
+            // Do not keep the memory of a huge statement for the rest of the dump.
+            self.buf.shrink_to(RETAINED_CAPACITY);
         }
         self.pos = self.buf.len();
         loop {

@@ -224,3 +224,4 @@ fn conninfo_dbname(dbname: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+

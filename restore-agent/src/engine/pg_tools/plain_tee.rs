@@ -68,10 +68,10 @@ impl<'a> PlainProgress<'a> {
             self.copy = Some(LineCounter::default());
         } else if line.starts_with("INSERT INTO ") {
             self.tracker.add_rows(1);
-        } else if let Some(args) = line.strip_prefix("\\connect ").or_else(|| line.strip_prefix("\\c ")) {
-            if let Some(db) = connect_dbname(args) {
-                self.tracker.set_database(&db);
-            }
+        } else if let Some(args) = line.strip_prefix("\\connect ").or_else(|| line.strip_prefix("\\c "))
+            && let Some(db) = connect_dbname(args)
+        {
+            self.tracker.set_database(&db);
         }
     }
 }

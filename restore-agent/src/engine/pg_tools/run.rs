@@ -81,11 +81,15 @@ pub(super) fn stream_into(
     };
     std::thread::scope(|s| {
         let log = s.spawn(move || ToolLog::new(tool, tracker, on_error, toc).collect(stderr));
-        let fed = feed(stdin, &mut *reader, tracker, tee, finish_check);
+        let mut sink = Sink::new(stdin);
+        let fed = feed(&mut sink, &mut *reader, tracker, tee, finish_check);
         let fed = match fed {
             Ok(fed) => fed,
             Err(e) => {
+                // Kill first: closing stdin would tell the tool its input is
+                // complete (psql --single-transaction would commit).
                 kill(&mut child);
+                drop(sink);
                 let _ = log.join();
                 return Err(e);
             }
@@ -130,15 +134,16 @@ fn kill(child: &mut Child) {
 
 /// Copies the dump into the tool, holding back the newest chunk (and, for
 /// tar archives, everything from the last data member's last byte) until
-/// the reader is exhausted and `finish_check` passed.
+/// the reader is exhausted and `finish_check` passed. On success the tool's
+/// stdin is closed; on error it is left open for the caller to kill the
+/// tool first.
 pub(super) fn feed(
-    stdin: ChildStdin,
+    out: &mut Sink,
     reader: &mut (dyn Read + Send + '_),
     tracker: &Tracker,
     tee: &mut dyn StreamTee,
     finish_check: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<Fed, Error> {
-    let mut out = Sink { stdin: Some(stdin), pending: VecDeque::new(), pending_start: 0, spare: Vec::new() };
     let mut read_pos: u64 = 0;
     let mut warned = false;
     loop {
@@ -202,7 +207,7 @@ fn drain(reader: &mut (dyn Read + Send + '_), tracker: &Tracker, tee: &mut dyn S
 }
 
 /// The tool's stdin and the chunks not yet written to it.
-struct Sink {
+pub(super) struct Sink {
     stdin: Option<ChildStdin>,
     pending: VecDeque<Vec<u8>>,
     /// Stream offset of the first pending byte.
@@ -212,6 +217,10 @@ struct Sink {
 }
 
 impl Sink {
+    pub(super) fn new(stdin: ChildStdin) -> Sink {
+        Sink { stdin: Some(stdin), pending: VecDeque::new(), pending_start: 0, spare: Vec::new() }
+    }
+
     /// Writes pending bytes below stream offset `limit`; false when the
     /// tool closed its input.
     fn send_until(&mut self, limit: u64) -> bool {
@@ -225,10 +234,10 @@ impl Sink {
             }
             self.pending_start += take as u64;
             if take == front.len() {
-                if let Some(buf) = self.pending.pop_front() {
-                    if self.spare.len() < 4 {
-                        self.spare.push(buf);
-                    }
+                if let Some(buf) = self.pending.pop_front()
+                    && self.spare.len() < 4
+                {
+                    self.spare.push(buf);
                 }
             } else {
                 front.drain(..take);

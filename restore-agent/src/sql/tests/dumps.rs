@@ -4,7 +4,8 @@
 use super::*;
 use crate::sql::Event;
 
-const PAGILA: &str = "/work/shared/testdata/pagila";
+/// `shared/` sits beside the checkout (the repository root is two levels above this crate's manifest).
+const PAGILA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/pagila");
 const DUMPALL: &str = include_str!("../testdata/pg_dumpall_15.sql");
 
 /// What a simple line-oriented reading of pg_dump output finds: pg_dump ends

@@ -13,17 +13,24 @@
 //! environment: the caller's `PG*` variables are removed, and PGHOST, PGPORT,
 //! PGUSER, PGPASSWORD and PGDATABASE point at this cluster, so the password
 //! never appears on a command line.
+//!
+//! Submodules: `tools` (psql, queries, pg_dump, pg_restore against a
+//! cluster) and `names` (quoting and random names).
+
+mod names;
+mod tools;
+
+pub use names::{percent_encode, quote_ident, quote_literal, random_token};
+use tools::output_text;
+pub use tools::run_ok;
 
 use std::fs;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use rand::Rng as _;
-use rand::distr::Alphanumeric;
 
 /// How long a cluster may take to accept connections after the server starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,7 +69,9 @@ pub fn bindir() -> &'static Path {
         let mut best: Option<(u32, PathBuf)> = None;
         if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
             for e in entries.flatten() {
-                let Ok(v) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+                let Ok(v) = e.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
                 let bin = e.path().join("bin");
                 if bin.join("initdb").exists() && best.as_ref().is_none_or(|(b, _)| v > *b) {
                     best = Some((v, bin));
@@ -108,52 +117,6 @@ fn server_command(program: &Path) -> Command {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("cannot bind a free port on 127.0.0.1");
     l.local_addr().expect("bound socket has no address").port()
-}
-
-/// A random alphanumeric string of `n` characters.
-pub fn random_token(n: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
-}
-
-/// Quotes an SQL identifier (`a"b` -> `"a""b"`).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal (`it's` -> `'it''s'`).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// Percent-encodes a URL path segment or user name.
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs a command, panicking with its output when it fails.
-pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start {:?}: {e}", cmd.get_program()));
-    if !out.status.success() {
-        panic!("{what} failed\n{}", output_text(&out));
-    }
-    out
 }
 
 impl PgCluster {
@@ -229,14 +192,8 @@ impl PgCluster {
             .spawn()
             .map_err(|e| format!("cannot start postgres: {e}"))?;
         let watchdog = spawn_watchdog(&data, dir.path());
-        let mut cluster = PgCluster {
-            dir: Some(dir),
-            data,
-            port,
-            password: password.to_string(),
-            server: None,
-            watchdog,
-        };
+        let mut cluster =
+            PgCluster { dir: Some(dir), data, port, password: password.to_string(), server: None, watchdog };
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -244,7 +201,11 @@ impl PgCluster {
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(format!("postgres exited with {status} before accepting connections\n{log}"));
             }
-            let probe = cluster.command("psql").args(["-X", "-q", "-At", "-c", "SELECT 1"]).env("PGCONNECT_TIMEOUT", "2").output();
+            let probe = cluster
+                .command("psql")
+                .args(["-X", "-q", "-At", "-c", "SELECT 1"])
+                .env("PGCONNECT_TIMEOUT", "2")
+                .output();
             if matches!(&probe, Ok(o) if o.status.success()) {
                 break;
             }
@@ -252,7 +213,9 @@ impl PgCluster {
                 let _ = server.kill();
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
                 let probe = probe.map(|o| output_text(&o)).unwrap_or_else(|e| e.to_string());
-                return Err(format!("postgres did not accept connections within {READY_TIMEOUT:?}\nlast probe: {probe}\n{log}"));
+                return Err(format!(
+                    "postgres did not accept connections within {READY_TIMEOUT:?}\nlast probe: {probe}\n{log}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -286,13 +249,21 @@ impl PgCluster {
 
     /// The server log so far (for failure messages).
     pub fn server_log(&self) -> String {
-        self.dir.as_ref().map(|d| fs::read_to_string(d.path().join("server.log")).unwrap_or_default()).unwrap_or_default()
+        self.dir
+            .as_ref()
+            .map(|d| fs::read_to_string(d.path().join("server.log")).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// `postgres://postgres:PW@127.0.0.1:PORT/db` (for clients that need the
     /// password in the URL; never hand it to the agent's command line).
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{}", percent_encode(&self.password), self.port, percent_encode(db))
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{}",
+            percent_encode(&self.password),
+            self.port,
+            percent_encode(db)
+        )
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/db`: the URL without the password,
@@ -317,7 +288,10 @@ impl PgCluster {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(pg_program(program));
         clear_pg_env(&mut cmd);
-        cmd.envs(self.env()).env("PGDATABASE", "postgres").env("PGCLIENTENCODING", "UTF8").env("PGCONNECT_TIMEOUT", "10");
+        cmd.envs(self.env())
+            .env("PGDATABASE", "postgres")
+            .env("PGCLIENTENCODING", "UTF8")
+            .env("PGCONNECT_TIMEOUT", "10");
         cmd
     }
 
@@ -340,121 +314,6 @@ impl PgCluster {
             let _ = conn.await;
         });
         client
-    }
-
-    /// `CREATE DATABASE` with a name that is quoted as needed.
-    pub fn create_database(&self, name: &str) {
-        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(name)));
-    }
-
-    /// Runs SQL with psql (`-v ON_ERROR_STOP=1`) and returns stdout; panics on error.
-    pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = self.try_psql(db, sql);
-        if !out.status.success() {
-            panic!("psql on database {db:?} failed for:\n{sql}\n{}", output_text(&out));
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs SQL with psql and returns its output, whatever the outcome.
-    pub fn try_psql(&self, db: &str, sql: &str) -> Output {
-        self.command("psql")
-            .env("PGDATABASE", db)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("cannot run psql")
-    }
-
-    /// Runs an SQL file with psql (`-v ON_ERROR_STOP=1`); panics on error.
-    pub fn psql_file(&self, db: &str, path: &Path) {
-        let out = self
-            .command("psql")
-            .env("PGDATABASE", db)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(path)
-            .output()
-            .expect("cannot run psql");
-        if !out.status.success() {
-            panic!("psql -f {} on database {db:?} failed\n{}", path.display(), output_text(&out));
-        }
-    }
-
-    /// Runs a query and returns its rows, each a vector of column texts
-    /// (NULL shows as `\N`).
-    pub fn query(&self, db: &str, sql: &str) -> Vec<Vec<String>> {
-        let out = self
-            .command("psql")
-            .env("PGDATABASE", db)
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R", "\x1e", "-P", "null=\\N", "-c", sql])
-            .output()
-            .expect("cannot run psql");
-        if !out.status.success() {
-            panic!("query on database {db:?} failed:\n{sql}\n{}", output_text(&out));
-        }
-        let text = String::from_utf8(out.stdout).expect("query output is not UTF-8");
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        if text.is_empty() {
-            return Vec::new();
-        }
-        text.split('\x1e').map(|row| row.split('\x1f').map(str::to_string).collect()).collect()
-    }
-
-    /// Runs a query returning one value.
-    pub fn query_one(&self, db: &str, sql: &str) -> String {
-        let rows = self.query(db, sql);
-        assert!(rows.len() == 1 && rows[0].len() == 1, "expected one value from {sql}, got {rows:?}");
-        rows[0][0].clone()
-    }
-
-    /// The raw bytes that `COPY (query) TO STDOUT` writes.
-    pub fn copy_out(&self, db: &str, query: &str) -> Vec<u8> {
-        let sql = format!("COPY ({query}) TO STDOUT");
-        let out = self.try_psql(db, &sql);
-        if !out.status.success() {
-            panic!("COPY on database {db:?} failed:\n{sql}\n{}", output_text(&out));
-        }
-        out.stdout
-    }
-
-    /// Runs `pg_dump` on `db` with `args` and returns what it writes on stdout.
-    pub fn pg_dump(&self, db: &str, args: &[&str]) -> Vec<u8> {
-        run_ok(self.command("pg_dump").env("PGDATABASE", db).args(args), &format!("pg_dump {args:?} of {db:?}")).stdout
-    }
-
-    /// Runs `pg_dump` on `db` with `args` writing into `path` (`-f path`);
-    /// needed for the directory format.
-    pub fn pg_dump_to(&self, db: &str, args: &[&str], path: &Path) -> PathBuf {
-        run_ok(
-            self.command("pg_dump").env("PGDATABASE", db).args(args).arg("-f").arg(path),
-            &format!("pg_dump {args:?} of {db:?} into {}", path.display()),
-        );
-        path.to_path_buf()
-    }
-
-    /// Runs `pg_dumpall` with `args` and returns its output.
-    pub fn pg_dumpall(&self, args: &[&str]) -> Vec<u8> {
-        run_ok(self.command("pg_dumpall").args(args), &format!("pg_dumpall {args:?}")).stdout
-    }
-
-    /// Runs `pg_restore` into `db` with `args` on the archive at `path`.
-    pub fn pg_restore(&self, db: &str, args: &[&str], path: &Path) {
-        run_ok(
-            self.command("pg_restore").args(["--exit-on-error", "-d", db]).args(args).arg(path),
-            &format!("pg_restore {args:?} of {} into {db:?}", path.display()),
-        );
-    }
-
-    /// The user tables (schema-qualified, quoted) of a database.
-    pub fn user_tables(&self, db: &str) -> Vec<String> {
-        self.query(
-            db,
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
-        )
-        .into_iter()
-        .map(|mut r| r.remove(0))
-        .collect()
     }
 
     fn stop(&mut self) {
