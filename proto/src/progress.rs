@@ -20,11 +20,26 @@ impl Section {
     /// Classifies a pg_dump TOC entry type ("TABLE DATA", "INDEX", ...).
     pub fn of_object_type(kind: &str) -> Section {
         match kind {
-            "TABLE DATA" | "SEQUENCE SET" | "BLOB" | "BLOBS" | "BLOB DATA" | "LARGE OBJECT"
+            "TABLE DATA"
+            | "SEQUENCE SET"
+            | "BLOB"
+            | "BLOBS"
+            | "BLOB DATA"
+            | "LARGE OBJECT"
             | "MATERIALIZED VIEW DATA" => Section::Data,
-            "INDEX" | "INDEX ATTACH" | "CONSTRAINT" | "FK CONSTRAINT" | "TRIGGER" | "RULE"
-            | "POLICY" | "EVENT TRIGGER" | "STATISTICS" | "PUBLICATION TABLE"
-            | "PUBLICATION TABLES IN SCHEMA" | "CHECK CONSTRAINT" | "DEFAULT ACL" => Section::PostData,
+            "INDEX"
+            | "INDEX ATTACH"
+            | "CONSTRAINT"
+            | "FK CONSTRAINT"
+            | "TRIGGER"
+            | "RULE"
+            | "POLICY"
+            | "EVENT TRIGGER"
+            | "STATISTICS"
+            | "PUBLICATION TABLE"
+            | "PUBLICATION TABLES IN SCHEMA"
+            | "CHECK CONSTRAINT"
+            | "DEFAULT ACL" => Section::PostData,
             _ => Section::PreData,
         }
     }

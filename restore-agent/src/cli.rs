@@ -176,7 +176,9 @@ mod tests {
 
     #[test]
     fn restore_defaults() {
-        let cli = Cli::try_parse_from(["restore-agent", "restore", "--source", "/d.sql.gz", "--target", "postgres://u@h/db"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["restore-agent", "restore", "--source", "/d.sql.gz", "--target", "postgres://u@h/db"])
+                .unwrap();
         let Command::Restore(a) = cli.command else { panic!() };
         assert_eq!(a.jobs, 1);
         assert_eq!(a.on_error, OnError::Stop);

@@ -108,7 +108,10 @@ impl DecompressError {
 }
 
 /// Wraps `inner` in the decoder for `compression`.
-pub fn decoder<'a, R: BufRead + Send + 'a>(compression: Compression, inner: R) -> io::Result<Box<dyn Read + Send + 'a>> {
+pub fn decoder<'a, R: BufRead + Send + 'a>(
+    compression: Compression,
+    inner: R,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(inner),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
@@ -194,7 +197,10 @@ mod tests {
     fn detects_by_magic() {
         assert_eq!(Compression::detect(&gzip(b"x")), Compression::Gzip);
         assert_eq!(Compression::detect(&zstd::encode_all(&b"x"[..], 1).unwrap()), Compression::Zstd);
-        assert_eq!(Compression::detect(&lz4_flex::frame::FrameEncoder::new(Vec::new()).finish().unwrap()), Compression::Lz4);
+        assert_eq!(
+            Compression::detect(&lz4_flex::frame::FrameEncoder::new(Vec::new()).finish().unwrap()),
+            Compression::Lz4
+        );
         assert_eq!(Compression::detect(b"--\n-- PostgreSQL"), Compression::None);
         assert_eq!(Compression::detect(b""), Compression::None);
     }

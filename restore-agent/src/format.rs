@@ -127,7 +127,9 @@ fn contradiction(forced: &str, found: DumpFormat) -> DumpError {
 
 fn forced_mismatch(forced: &str, e: DumpError) -> DumpError {
     match e {
-        DumpError::NotADump(what) => DumpError::NotADump(format!("--format {forced} was given, but the source is {what}")),
+        DumpError::NotADump(what) => {
+            DumpError::NotADump(format!("--format {forced} was given, but the source is {what}"))
+        }
         other => other,
     }
 }
@@ -212,7 +214,11 @@ fn sql_script_kind(text: &[u8]) -> Option<DumpFormat> {
     if first.starts_with(b"--") && leading_comments_contain(text, CLUSTER_DUMP_MARK) {
         return Some(DumpFormat::PgDumpAll);
     }
-    if first.starts_with(b"--") || first.starts_with(b"/*") || first.starts_with(b"\\") || starts_with_sql_keyword(first) {
+    if first.starts_with(b"--")
+        || first.starts_with(b"/*")
+        || first.starts_with(b"\\")
+        || starts_with_sql_keyword(first)
+    {
         return Some(DumpFormat::Plain);
     }
     None
@@ -243,11 +249,55 @@ fn leading_comments_contain(text: &[u8], mark: &str) -> bool {
 }
 
 const SQL_KEYWORDS: &[&str] = &[
-    "ABORT", "ALTER", "ANALYZE", "BEGIN", "CALL", "CHECKPOINT", "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "COPY", "CREATE",
-    "DEALLOCATE", "DECLARE", "DELETE", "DISCARD", "DO", "DROP", "END", "EXECUTE", "EXPLAIN", "GRANT", "IMPORT", "INSERT",
-    "LISTEN", "LOCK", "MERGE", "NOTIFY", "PREPARE", "REASSIGN", "REFRESH", "REINDEX", "RELEASE", "RESET", "REVOKE",
-    "ROLLBACK", "SAVEPOINT", "SECURITY", "SELECT", "SET", "SHOW", "START", "TABLE", "TRUNCATE", "UNLISTEN", "UPDATE",
-    "VACUUM", "VALUES", "WITH",
+    "ABORT",
+    "ALTER",
+    "ANALYZE",
+    "BEGIN",
+    "CALL",
+    "CHECKPOINT",
+    "CLOSE",
+    "CLUSTER",
+    "COMMENT",
+    "COMMIT",
+    "COPY",
+    "CREATE",
+    "DEALLOCATE",
+    "DECLARE",
+    "DELETE",
+    "DISCARD",
+    "DO",
+    "DROP",
+    "END",
+    "EXECUTE",
+    "EXPLAIN",
+    "GRANT",
+    "IMPORT",
+    "INSERT",
+    "LISTEN",
+    "LOCK",
+    "MERGE",
+    "NOTIFY",
+    "PREPARE",
+    "REASSIGN",
+    "REFRESH",
+    "REINDEX",
+    "RELEASE",
+    "RESET",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SECURITY",
+    "SELECT",
+    "SET",
+    "SHOW",
+    "START",
+    "TABLE",
+    "TRUNCATE",
+    "UNLISTEN",
+    "UPDATE",
+    "VACUUM",
+    "VALUES",
+    "WITH",
 ];
 
 fn starts_with_sql_keyword(text: &[u8]) -> bool {
@@ -358,7 +408,8 @@ mod tests {
     fn scripts_are_plain_or_pg_dumpall() {
         let pg_dump = b"--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET statement_timeout = 0;\n";
         assert!(matches!(detect(pg_dump), Ok(DumpFormat::Plain)));
-        let dumpall = b"--\n-- PostgreSQL database cluster dump\n--\n\n\\restrict k\nSET default_transaction_read_only = off;\n";
+        let dumpall =
+            b"--\n-- PostgreSQL database cluster dump\n--\n\n\\restrict k\nSET default_transaction_read_only = off;\n";
         assert!(matches!(detect(dumpall), Ok(DumpFormat::PgDumpAll)));
         // The mark only counts in the leading comment block.
         let later = b"SELECT 1;\n-- PostgreSQL database cluster dump\n";
@@ -384,7 +435,10 @@ mod tests {
         s.extend_from_slice(&"é".as_bytes()[..1]);
         assert!(matches!(detect(&s), Ok(DumpFormat::Plain)));
         let bad = b"SELECT '\xff\xfe';\n";
-        assert_eq!(not_a_dump(bad), "text that is not UTF-8 and has no pg_dump header (starts with \"SELECT \\'\u{fffd}\u{fffd}\\';\")");
+        assert_eq!(
+            not_a_dump(bad),
+            "text that is not UTF-8 and has no pg_dump header (starts with \"SELECT \\'\u{fffd}\u{fffd}\\';\")"
+        );
         // ...unless pg_dump's header says it is a dump (a LATIN1 database).
         let latin1 = b"--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'LATIN1';\nINSERT INTO t VALUES ('caf\xe9');\n";
         assert!(matches!(detect(latin1), Ok(DumpFormat::Plain)));
@@ -395,14 +449,20 @@ mod tests {
         assert!(matches!(detect(b""), Err(DumpError::Empty)));
         assert_eq!(not_a_dump(b"\x7fELF\x02\x01\x01\x00\x00"), "an ELF executable");
         assert_eq!(not_a_dump(b"   \n\t "), "only whitespace");
-        assert_eq!(not_a_dump(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09"), "binary data starting with 00 01 02 03 04 05 06 07");
+        assert_eq!(
+            not_a_dump(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09"),
+            "binary data starting with 00 01 02 03 04 05 06 07"
+        );
         assert_eq!(
             not_a_dump(b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code></Error>"),
             "an XML document, perhaps an error response from the server (starts with \"<?xml version=\\\"1.0\\\"?><Error><Code>NoSuchKey</Code></Error>\")"
         );
         assert!(not_a_dump(b"<!DOCTYPE html><html>").starts_with("an HTML page"));
         assert_eq!(not_a_dump(b"hello world\n"), "text that does not look like SQL (starts with \"hello world\")");
-        assert_eq!(not_a_dump(b"SELECTED works\n"), "text that does not look like SQL (starts with \"SELECTED works\")");
+        assert_eq!(
+            not_a_dump(b"SELECTED works\n"),
+            "text that does not look like SQL (starts with \"SELECTED works\")"
+        );
     }
 
     #[test]
@@ -444,7 +504,10 @@ mod tests {
         // Plain accepts any SQL-ish text, even what detection does not recognise.
         assert!(matches!(FormatChoice::Plain.resolve(b"hello world;\n"), Ok(DumpFormat::Plain)));
         // A pg_dumpall script forced to plain is treated as the user says.
-        assert!(matches!(FormatChoice::Plain.resolve(b"--\n-- PostgreSQL database cluster dump\n--\n"), Ok(DumpFormat::Plain)));
+        assert!(matches!(
+            FormatChoice::Plain.resolve(b"--\n-- PostgreSQL database cluster dump\n--\n"),
+            Ok(DumpFormat::Plain)
+        ));
         assert!(matches!(FormatChoice::Custom.resolve(b""), Err(DumpError::Empty)));
     }
 

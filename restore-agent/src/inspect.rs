@@ -110,7 +110,14 @@ pub async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
                             let (h, toc) = archive::read_header_and_toc(&mut reader)?;
                             drain(&mut reader)?;
                             let s = archive::summarize(&h, &toc);
-                            Ok((prepared.compression, format, Some(h.server_version.clone()), Some(h.pg_dump_version.clone()), Some(s), None))
+                            Ok((
+                                prepared.compression,
+                                format,
+                                Some(h.server_version.clone()),
+                                Some(h.pg_dump_version.clone()),
+                                Some(s),
+                                None,
+                            ))
                         }
                         DumpFormat::Tar => {
                             let mut tar_header = [0u8; 512];
@@ -118,7 +125,14 @@ pub async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
                             let (h, toc) = archive::read_header_and_toc(&mut reader)?;
                             drain(&mut reader)?;
                             let s = archive::summarize(&h, &toc);
-                            Ok((prepared.compression, format, Some(h.server_version.clone()), Some(h.pg_dump_version.clone()), Some(s), None))
+                            Ok((
+                                prepared.compression,
+                                format,
+                                Some(h.server_version.clone()),
+                                Some(h.pg_dump_version.clone()),
+                                Some(s),
+                                None,
+                            ))
                         }
                         _ => {
                             let script = summarize_script(reader, &t)?;
@@ -152,10 +166,11 @@ fn drain(r: &mut dyn BufRead) -> Result<(), Error> {
 /// `-- Dumped from database version X` / `-- Dumped by pg_dump version Y`.
 fn script_versions(head: &[u8]) -> (Option<String>, Option<String>) {
     let text = String::from_utf8_lossy(head);
-    let find = |prefix: &str| {
-        text.lines().find_map(|l| l.strip_prefix(prefix)).map(|v| v.trim().to_string())
-    };
-    (find("-- Dumped from database version "), find("-- Dumped by pg_dump version ").or_else(|| find("-- Dumped by pg_dumpall version ")))
+    let find = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).map(|v| v.trim().to_string());
+    (
+        find("-- Dumped from database version "),
+        find("-- Dumped by pg_dump version ").or_else(|| find("-- Dumped by pg_dumpall version ")),
+    )
 }
 
 fn summarize_script(reader: Box<dyn BufRead + Send>, tracker: &Tracker) -> Result<ScriptSummary, Error> {
@@ -208,7 +223,14 @@ fn render(r: &InspectReport) -> String {
     }
     if let Some(s) = &r.script {
         line("uncompressed", &human_bytes(s.uncompressed_bytes));
-        line("complete", if s.complete { "yes (ends with the \"dump complete\" trailer)" } else { "NO: the trailer is missing, the dump looks truncated" });
+        line(
+            "complete",
+            if s.complete {
+                "yes (ends with the \"dump complete\" trailer)"
+            } else {
+                "NO: the trailer is missing, the dump looks truncated"
+            },
+        );
         if !s.databases.is_empty() {
             line("databases", &s.databases.join(", "));
         }

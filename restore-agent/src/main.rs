@@ -28,8 +28,12 @@ fn main() {
                         ProgressMode::Json => vec![Box::new(progress::JsonLines::new(interval))],
                         ProgressMode::Bar => vec![Box::new(progress::Bar::new(total))],
                         ProgressMode::Log => vec![Box::new(progress::LogLines::new(interval))],
-                        ProgressMode::Auto if std::io::stderr().is_terminal() => vec![Box::new(progress::Bar::new(total))],
-                        ProgressMode::Auto => vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))],
+                        ProgressMode::Auto if std::io::stderr().is_terminal() => {
+                            vec![Box::new(progress::Bar::new(total))]
+                        }
+                        ProgressMode::Auto => {
+                            vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))]
+                        }
                         ProgressMode::None => vec![],
                     }
                 };

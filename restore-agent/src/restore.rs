@@ -201,7 +201,8 @@ async fn restore_stream(
         .await
         .map_err(|e| Error::Internal(format!("reader thread failed: {e}")))??;
     let format = prepared.format;
-    let multi = format == DumpFormat::PgDumpAll || (format == DumpFormat::Plain && plain_is_multi_database(&prepared.head));
+    let multi =
+        format == DumpFormat::PgDumpAll || (format == DumpFormat::Plain && plain_is_multi_database(&prepared.head));
     let engine = match (format, args.engine) {
         (DumpFormat::Plain | DumpFormat::PgDumpAll, EngineChoice::Auto | EngineChoice::Native) => EngineChoice::Native,
         (DumpFormat::Plain | DumpFormat::PgDumpAll, EngineChoice::PgTools) => EngineChoice::PgTools,
@@ -238,7 +239,9 @@ async fn restore_stream(
     if engine == EngineChoice::PgTools {
         // Say "pg_restore is too old for this archive" before anything runs.
         match format {
-            DumpFormat::Custom => pg_tools::check_pg_restore_supports(&crate::archive::read_header(&mut &prepared.head[..])?)?,
+            DumpFormat::Custom => {
+                pg_tools::check_pg_restore_supports(&crate::archive::read_header(&mut &prepared.head[..])?)?
+            }
             DumpFormat::Tar if prepared.head.len() > 512 => {
                 pg_tools::check_pg_restore_supports(&crate::archive::read_header(&mut &prepared.head[512..])?)?
             }
@@ -269,7 +272,8 @@ async fn restore_stream(
         EngineChoice::Native => {
             let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
             let reader = prepared.reader;
-            let producer = tokio::task::spawn_blocking(move || produce(reader, tx, format == DumpFormat::PgDumpAll, verify));
+            let producer =
+                tokio::task::spawn_blocking(move || produce(reader, tx, format == DumpFormat::PgDumpAll, verify));
             let opts = NativeOptions { on_error: args.on_error, single_transaction, keep_failures: 5 };
             let result = native::run(rx, client, &target, &opts, &tracker).await;
             // The producer ends by itself once the engine has dropped its receiver.
@@ -283,7 +287,11 @@ async fn restore_stream(
         }
         _ => {
             drop(client);
-            let opts = PgToolsOptions { jobs: args.jobs, on_error: args.on_error, single_transaction: single_transaction && !multi };
+            let opts = PgToolsOptions {
+                jobs: args.jobs,
+                on_error: args.on_error,
+                single_transaction: single_transaction && !multi,
+            };
             let (t, tgt) = (tracker.clone(), target.clone());
             let reader = prepared.reader;
             let mut check = verify;
@@ -324,7 +332,12 @@ fn format_label(f: DumpFormat) -> &'static str {
     }
 }
 
-async fn restore_directory(args: &RestoreArgs, target: TargetConfig, path: &std::path::Path, tracker: Arc<Tracker>) -> Result<Summary, Error> {
+async fn restore_directory(
+    args: &RestoreArgs,
+    target: TargetConfig,
+    path: &std::path::Path,
+    tracker: Arc<Tracker>,
+) -> Result<Summary, Error> {
     if args.sha256.is_some() {
         return Err(Error::Usage("--sha256 checks a single-file source; a directory-format dump is many files".into()));
     }
@@ -372,19 +385,29 @@ async fn restore_directory(args: &RestoreArgs, target: TargetConfig, path: &std:
 }
 
 /// The check run when the source is at its end, before anything commits.
-fn verifier(expected: Option<String>, digest: Arc<OnceLock<String>>) -> impl FnMut() -> Result<(), Error> + Send + 'static {
+fn verifier(
+    expected: Option<String>,
+    digest: Arc<OnceLock<String>>,
+) -> impl FnMut() -> Result<(), Error> + Send + 'static {
     move || {
         let Some(expected) = &expected else { return Ok(()) };
         match digest.get() {
             Some(actual) if actual.eq_ignore_ascii_case(expected) => Ok(()),
-            Some(actual) => Err(DumpError::ChecksumMismatch { expected: expected.clone(), actual: actual.clone() }.into()),
+            Some(actual) => {
+                Err(DumpError::ChecksumMismatch { expected: expected.clone(), actual: actual.clone() }.into())
+            }
             None => Err(Error::Internal("the source was not read to its end; cannot verify its checksum".into())),
         }
     }
 }
 
 /// Reads the script on a blocking thread and feeds the engine.
-fn produce(reader: Box<dyn BufRead + Send>, tx: mpsc::Sender<Msg>, cluster: bool, mut verify: impl FnMut() -> Result<(), Error>) {
+fn produce(
+    reader: Box<dyn BufRead + Send>,
+    tx: mpsc::Sender<Msg>,
+    cluster: bool,
+    mut verify: impl FnMut() -> Result<(), Error>,
+) {
     let mut splitter = Splitter::new(reader);
     // The last "dump complete" trailer, if nothing but comments and meta-commands followed it.
     let mut trailer: Option<bool> = None;
@@ -410,7 +433,8 @@ fn produce(reader: Box<dyn BufRead + Send>, tx: mpsc::Sender<Msg>, cluster: bool
     let verdict = verify().and_then(|()| match trailer {
         Some(c) if c == cluster => Ok(()),
         Some(_) => Err(DumpError::Truncated(
-            "the pg_dumpall script ends after a database but before \"PostgreSQL database cluster dump complete\"".into(),
+            "the pg_dumpall script ends after a database but before \"PostgreSQL database cluster dump complete\""
+                .into(),
         )
         .into()),
         None => Err(DumpError::Truncated(format!(
@@ -423,11 +447,8 @@ fn produce(reader: Box<dyn BufRead + Send>, tx: mpsc::Sender<Msg>, cluster: bool
 }
 
 fn trailer_in_tail(tail: &[u8], cluster: bool) -> Result<(), Error> {
-    let needle: &[u8] = if cluster {
-        b"-- PostgreSQL database cluster dump complete"
-    } else {
-        b"-- PostgreSQL database dump complete"
-    };
+    let needle: &[u8] =
+        if cluster { b"-- PostgreSQL database cluster dump complete" } else { b"-- PostgreSQL database dump complete" };
     if memchr::memmem::find(tail, needle).is_some() {
         Ok(())
     } else {

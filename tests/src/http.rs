@@ -84,18 +84,11 @@ impl HttpServerBuilder {
 
     /// Binds 127.0.0.1 on a random port and serves until the server is dropped.
     pub async fn start(self) -> HttpServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind an HTTP test server on 127.0.0.1");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind an HTTP test server on 127.0.0.1");
         let addr = listener.local_addr().expect("the test server's address");
-        let state = Arc::new(Shared {
-            files: self.files,
-            behaviours: self.behaviours,
-            log: Mutex::new(Vec::new()),
-        });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
+        let state = Arc::new(Shared { files: self.files, behaviours: self.behaviours, log: Mutex::new(Vec::new()) });
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("HTTP test server stopped: {e}");
@@ -162,12 +155,7 @@ const FLUSH_PAUSE: Duration = Duration::from_millis(100);
 
 async fn handle(State(state): State<Arc<Shared>>, req: Request) -> Response {
     let headers = req.headers().clone();
-    let text = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut entry = LoggedRequest {
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
@@ -194,13 +182,7 @@ fn status_only(status: u16) -> Response {
 }
 
 /// The answer to request number `number` (0 for the first).
-fn respond(
-    state: &Shared,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    number: usize,
-) -> Response {
+fn respond(state: &Shared, method: &Method, path: &str, headers: &HeaderMap, number: usize) -> Response {
     let first = number == 0;
     let mut ignore_range = false;
     let mut cut: Option<(u64, bool)> = None; // (offset, drop: true / stall: false)
@@ -212,9 +194,7 @@ fn respond(
             }
             Behaviour::FailFirst(..) => {}
             Behaviour::RequireHeader(name, value) => {
-                let ok = headers
-                    .get(name.as_str())
-                    .is_some_and(|v| v.as_bytes() == value.as_bytes());
+                let ok = headers.get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes());
                 if !ok {
                     return status_only(401);
                 }
@@ -234,11 +214,7 @@ fn respond(
     let len = data.len() as u64;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(data)[..8]));
 
-    let range = if ignore_range {
-        None
-    } else {
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok())
-    };
+    let range = if ignore_range { None } else { headers.get(header::RANGE).and_then(|v| v.to_str().ok()) };
     let (status, start, end) = match range.map(parse_range) {
         None => (StatusCode::OK, 0, len),
         Some(Some((start, end))) if start < len => {
@@ -247,19 +223,12 @@ fn respond(
             if if_range.is_some_and(|v| v != etag) {
                 (StatusCode::OK, 0, len)
             } else {
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    start,
-                    end.map_or(len, |e| (e + 1).min(len)),
-                )
+                (StatusCode::PARTIAL_CONTENT, start, end.map_or(len, |e| (e + 1).min(len)))
             }
         }
         Some(Some(_)) => {
             let mut r = status_only(416);
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{len}")).unwrap(),
-            );
+            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).unwrap());
             return r;
         }
         Some(None) => return status_only(400),
@@ -295,16 +264,10 @@ fn respond(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if status == StatusCode::PARTIAL_CONTENT {
         let value = format!("bytes {start}-{}/{len}", end - 1);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&value).unwrap(),
-        );
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).unwrap());
     }
     r
 }
@@ -314,11 +277,7 @@ fn parse_range(v: &str) -> Option<(u64, Option<u64>)> {
     let spec = v.trim().strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let start = a.trim().parse().ok()?;
-    let end = if b.trim().is_empty() {
-        None
-    } else {
-        Some(b.trim().parse().ok()?)
-    };
+    let end = if b.trim().is_empty() { None } else { Some(b.trim().parse().ok()?) };
     if end.is_some_and(|e| e < start) {
         return None;
     }

@@ -9,3 +9,4 @@ pub mod fixtures;
 pub mod http;
 pub mod pg;
 pub mod s3;
+pub mod controlplane;

@@ -37,10 +37,7 @@ pub struct S3Server {
 
 impl std::fmt::Debug for S3Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Server")
-            .field("endpoint", &self.endpoint())
-            .field("root", &self.root.path())
-            .finish()
+        f.debug_struct("S3Server").field("endpoint", &self.endpoint()).field("root", &self.root.path()).finish()
     }
 }
 
@@ -52,8 +49,7 @@ pub fn binary_path() -> PathBuf {
     let cache = match std::env::var_os("KUBEGRES_RESTORE_CACHE") {
         Some(c) if !c.is_empty() => PathBuf::from(c),
         _ => {
-            let home =
-                std::env::var_os("HOME").expect("HOME is not set; set KUBEGRES_RESTORE_CACHE");
+            let home = std::env::var_os("HOME").expect("HOME is not set; set KUBEGRES_RESTORE_CACHE");
             PathBuf::from(home).join(".cache/kubegres-restore")
         }
     };
@@ -68,36 +64,19 @@ pub fn ensure_binary() -> PathBuf {
         return bin;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-s3s-fs.sh");
-    eprintln!(
-        "s3s-fs is missing at {}; building it with {} (a few minutes)",
-        bin.display(),
-        script.display()
-    );
+    eprintln!("s3s-fs is missing at {}; building it with {} (a few minutes)", bin.display(), script.display());
     let status = Command::new("bash")
         .arg(&script)
         .stdout(Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        status.success(),
-        "{} failed ({status}); see its output above",
-        script.display()
-    );
-    assert!(
-        bin.is_file(),
-        "{} succeeded but {} is missing",
-        script.display(),
-        bin.display()
-    );
+    assert!(status.success(), "{} failed ({status}); see its output above", script.display());
+    assert!(bin.is_file(), "{} succeeded but {} is missing", script.display(), bin.display());
     bin
 }
 
 fn random_string(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 fn free_port() -> u16 {
@@ -119,22 +98,15 @@ impl S3Server {
                 Err(e) => last_error = e,
             }
         }
-        panic!(
-            "s3s-fs ({}) could not be started: {last_error}",
-            bin.display()
-        );
+        panic!("s3s-fs ({}) could not be started: {last_error}", bin.display());
     }
 
     fn try_start(bin: &Path) -> Result<S3Server, String> {
-        let root = tempfile::Builder::new()
-            .prefix("s3s-fs-")
-            .tempdir()
-            .map_err(|e| format!("temp dir: {e}"))?;
+        let root = tempfile::Builder::new().prefix("s3s-fs-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let data = root.path().join("data");
         std::fs::create_dir(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
         let log = root.path().join("s3s-fs.log");
-        let log_file =
-            std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
         let port = free_port();
         let access_key = format!("AK{}", random_string(14).to_uppercase());
@@ -156,14 +128,7 @@ impl S3Server {
             .spawn()
             .map_err(|e| format!("cannot spawn {}: {e}", bin.display()))?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut server = S3Server {
-            child,
-            root,
-            log,
-            addr,
-            access_key,
-            secret_key,
-        };
+        let mut server = S3Server { child, root, log, addr, access_key, secret_key };
         server.wait_ready(Duration::from_secs(30))?;
         Ok(server)
     }
@@ -180,11 +145,7 @@ impl S3Server {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "s3s-fs did not listen on {} within {timeout:?}: {}",
-                    self.addr,
-                    self.log_tail()
-                ));
+                return Err(format!("s3s-fs did not listen on {} within {timeout:?}: {}", self.addr, self.log_tail()));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
@@ -198,11 +159,7 @@ impl S3Server {
         }
         let lines: Vec<&str> = s.lines().rev().take(20).collect();
         let tail: Vec<&str> = lines.into_iter().rev().collect();
-        if tail.is_empty() {
-            "(no output)".into()
-        } else {
-            tail.join("\n")
-        }
+        if tail.is_empty() { "(no output)".into() } else { tail.join("\n") }
     }
 
     /// The address s3s-fs listens on.
@@ -244,41 +201,26 @@ impl S3Server {
     /// Creates a bucket (a folder under the root).
     pub fn create_bucket(&self, bucket: &str) {
         let dir = self.data_dir().join(bucket);
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("create bucket {}: {e}", dir.display()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create bucket {}: {e}", dir.display()));
     }
 
     /// Stores an object, creating its bucket if needed. Returns the file that holds it.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> PathBuf {
-        assert!(
-            !key.split('/').any(|p| p == ".." || p == "."),
-            "keys with . or .. segments are not supported: {key}"
-        );
+        assert!(!key.split('/').any(|p| p == ".." || p == "."), "keys with . or .. segments are not supported: {key}");
         self.create_bucket(bucket);
         let path = self.data_dir().join(bucket).join(key);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
         }
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
 
     /// Stores an object whose LastModified is `modified`.
-    pub fn put_with_mtime(
-        &self,
-        bucket: &str,
-        key: &str,
-        bytes: &[u8],
-        modified: SystemTime,
-    ) -> PathBuf {
+    pub fn put_with_mtime(&self, bucket: &str, key: &str, bytes: &[u8], modified: SystemTime) -> PathBuf {
         let path = self.put(bucket, key, bytes);
-        let f = std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .expect("open the object file");
-        f.set_modified(modified)
-            .expect("set the object's modification time");
+        let f = std::fs::File::options().write(true).open(&path).expect("open the object file");
+        f.set_modified(modified).expect("set the object's modification time");
         path
     }
 }
@@ -296,20 +238,14 @@ pub struct DropOnceProxy {
 impl DropOnceProxy {
     /// Listens on 127.0.0.1 (random port) and forwards to `target`.
     pub async fn start(target: SocketAddr, drop_after: usize) -> DropOnceProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy on 127.0.0.1");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy on 127.0.0.1");
         let addr = listener.local_addr().expect("the proxy's address");
         let sent = std::sync::Arc::new(Mutex::new(Vec::new()));
         let log = sent.clone();
         let task = tokio::spawn(async move {
             let mut first = true;
             while let Ok((client, _)) = listener.accept().await {
-                let limit = if std::mem::take(&mut first) {
-                    Some(drop_after)
-                } else {
-                    None
-                };
+                let limit = if std::mem::take(&mut first) { Some(drop_after) } else { None };
                 let log = log.clone();
                 tokio::spawn(async move {
                     if let Ok(upstream) = tokio::net::TcpStream::connect(target).await {

@@ -8,8 +8,7 @@ use harness::http::{Behaviour, HttpServer};
 use harness::s3::{DropOnceProxy, REGION, S3Server};
 use rand::{Rng, SeedableRng};
 use restore_agent::source::{
-    Pick, Resolved, RetryOptions, S3Credentials, S3Options, SourceError, SourceLocation,
-    SourceOptions, resolve,
+    Pick, Resolved, RetryOptions, S3Credentials, S3Options, SourceError, SourceLocation, SourceOptions, resolve,
 };
 use tokio::io::AsyncReadExt;
 
@@ -59,10 +58,7 @@ async fn read_stream(src: &str, opts: &SourceOptions) -> (Vec<u8>, Option<u64>, 
     match resolve_str(src, opts).await {
         Ok(Resolved::Stream(mut s)) => {
             let mut out = Vec::new();
-            s.reader
-                .read_to_end(&mut out)
-                .await
-                .unwrap_or_else(|e| panic!("reading {}: {e}", s.display));
+            s.reader.read_to_end(&mut out).await.unwrap_or_else(|e| panic!("reading {}: {e}", s.display));
             (out, s.size, s.display)
         }
         Ok(other) => panic!("expected a stream from {src}, got {other:?}"),
@@ -83,12 +79,7 @@ fn at(secs: u64) -> SystemTime {
 
 fn write_with_mtime(path: &Path, bytes: &[u8], modified: SystemTime) {
     std::fs::write(path, bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(modified)
-        .unwrap();
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(modified).unwrap();
 }
 
 /// Kubegres names whose lexical order is wrong: (name, mtime), the newest by name is index 3.
@@ -124,11 +115,7 @@ async fn a_missing_file_is_a_clear_error() {
     let path = dir.path().join("nope.gz");
     let e = resolve_err(path.to_str().unwrap(), &opts()).await;
     assert_eq!(e.reason(), "SourceNotFound");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("{} not found", path.display())),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("{} not found", path.display())), "{e}");
 }
 
 #[tokio::test]
@@ -139,12 +126,7 @@ async fn a_local_directory_dump_resolves_to_the_directory() {
     std::fs::write(dump.join("toc.dat"), payload(1000, 2)).unwrap();
     std::fs::write(dump.join("3001.dat.gz"), payload(500, 3)).unwrap();
     match resolve_str(dump.to_str().unwrap(), &opts()).await.unwrap() {
-        Resolved::Directory {
-            path,
-            display,
-            size,
-            staging,
-        } => {
+        Resolved::Directory { path, display, size, staging } => {
             assert_eq!(path, dump);
             assert_eq!(display, dump.display().to_string());
             assert_eq!(size, Some(1500));
@@ -158,36 +140,18 @@ async fn a_local_directory_dump_resolves_to_the_directory() {
 async fn pick_latest_in_a_folder_goes_by_the_kubegres_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     for (i, (name, mtime)) in KUBEGRES_NAMES.iter().enumerate() {
-        write_with_mtime(
-            &dir.path().join(name),
-            &payload(1000 + i, i as u64),
-            at(*mtime),
-        );
+        write_with_mtime(&dir.path().join(name), &payload(1000 + i, i as u64), at(*mtime));
     }
     // Newer by mtime, but not Kubegres-named, hidden, or a plain subdirectory: never picked.
-    write_with_mtime(
-        &dir.path().join("manual.sql.gz"),
-        b"manual",
-        at(1_800_000_000),
-    );
-    write_with_mtime(
-        &dir.path().join(".mydb-backup-01_01_2030_00_00_00.gz"),
-        b"hidden",
-        at(1_800_000_000),
-    );
+    write_with_mtime(&dir.path().join("manual.sql.gz"), b"manual", at(1_800_000_000));
+    write_with_mtime(&dir.path().join(".mydb-backup-01_01_2030_00_00_00.gz"), b"hidden", at(1_800_000_000));
     std::fs::create_dir(dir.path().join("mydb-backup-01_01_2031_00_00_00.gz")).unwrap();
 
-    let latest = SourceOptions {
-        pick: Pick::Latest,
-        ..opts()
-    };
+    let latest = SourceOptions { pick: Pick::Latest, ..opts() };
     let (out, size, display) = read_stream(dir.path().to_str().unwrap(), &latest).await;
     assert_eq!(out, payload(1003, 3));
     assert_eq!(size, Some(1003));
-    assert!(
-        display.ends_with("/mydb-backup-10_01_2025_01_59_59.gz"),
-        "{display}"
-    );
+    assert!(display.ends_with("/mydb-backup-10_01_2025_01_59_59.gz"), "{display}");
 
     // Without a Kubegres name, the newest modification time wins.
     let dir = tempfile::tempdir().unwrap();
@@ -208,10 +172,7 @@ async fn pick_latest_in_a_folder_goes_by_the_kubegres_timestamp() {
 async fn unsupported_schemes_are_refused() {
     let e = SourceLocation::parse("ftp://user:secret@host/dump.gz").unwrap_err();
     assert_eq!(e.reason(), "InvalidSource");
-    assert!(
-        e.to_string().contains("unsupported source scheme ftp://"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("unsupported source scheme ftp://"), "{e}");
     assert!(!format!("{e} {e:?}").contains("secret"));
 }
 
@@ -256,46 +217,17 @@ async fn s3_drop_mid_body_resumes_with_a_range_request() {
 async fn s3_pick_latest_by_prefix() {
     let server = S3Server::start();
     for (i, (name, mtime)) in KUBEGRES_NAMES.iter().enumerate() {
-        server.put_with_mtime(
-            "backups",
-            &format!("kubegres/{name}"),
-            &payload(2000 + i, 20 + i as u64),
-            at(*mtime),
-        );
+        server.put_with_mtime("backups", &format!("kubegres/{name}"), &payload(2000 + i, 20 + i as u64), at(*mtime));
     }
-    server.put_with_mtime(
-        "backups",
-        "kubegres/notes.txt",
-        b"newest by mtime",
-        at(1_800_000_000),
-    );
-    server.put_with_mtime(
-        "backups",
-        "kubegres/.mydb-backup-01_01_2030_00_00_00.gz",
-        b"hidden",
-        at(1_800_000_000),
-    );
-    server.put(
-        "backups",
-        "kubegres/older/mydb-backup-01_01_2031_00_00_00.gz",
-        b"in a subfolder",
-    );
-    server.put(
-        "backups",
-        "other/mydb-backup-01_01_2032_00_00_00.gz",
-        b"other prefix",
-    );
+    server.put_with_mtime("backups", "kubegres/notes.txt", b"newest by mtime", at(1_800_000_000));
+    server.put_with_mtime("backups", "kubegres/.mydb-backup-01_01_2030_00_00_00.gz", b"hidden", at(1_800_000_000));
+    server.put("backups", "kubegres/older/mydb-backup-01_01_2031_00_00_00.gz", b"in a subfolder");
+    server.put("backups", "other/mydb-backup-01_01_2032_00_00_00.gz", b"other prefix");
 
-    let latest = SourceOptions {
-        pick: Pick::Latest,
-        ..s3_opts(&server)
-    };
+    let latest = SourceOptions { pick: Pick::Latest, ..s3_opts(&server) };
     for src in ["s3://backups/kubegres", "s3://backups/kubegres/"] {
         let (out, size, display) = read_stream(src, &latest).await;
-        assert_eq!(
-            display,
-            "s3://backups/kubegres/mydb-backup-10_01_2025_01_59_59.gz"
-        );
+        assert_eq!(display, "s3://backups/kubegres/mydb-backup-10_01_2025_01_59_59.gz");
         assert_eq!(size, Some(2003));
         assert_eq!(out, payload(2003, 23));
     }
@@ -323,51 +255,32 @@ async fn s3_missing_key_bucket_and_bad_credentials_are_clear_errors() {
 
     let e = resolve_err("s3://backups/missing.sql.gz", &o).await;
     assert_eq!(e.reason(), "SourceNotFound");
-    assert!(
-        e.to_string()
-            .starts_with("s3://backups/missing.sql.gz not found: NoSuchKey"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("s3://backups/missing.sql.gz not found: NoSuchKey"), "{e}");
 
     // (s3s-fs says NoSuchKey here where AWS says NoSuchBucket.)
     let e = resolve_err("s3://no-such-bucket/db.sql.gz", &o).await;
     assert_eq!(e.reason(), "SourceNotFound");
-    assert!(
-        e.to_string()
-            .starts_with("s3://no-such-bucket/db.sql.gz not found: NoSuch"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("s3://no-such-bucket/db.sql.gz not found: NoSuch"), "{e}");
 
     let mut wrong = o.clone();
     wrong.s3.credentials.as_mut().unwrap().secret_access_key = "wrong-secret-value".into();
     let e = resolve_err("s3://backups/db.sql.gz", &wrong).await;
     assert_eq!(e.reason(), "SourceAccessDenied", "{e}");
     let shown = format!("{e} {e:?}");
-    assert!(
-        !shown.contains("wrong-secret-value") && !shown.contains(server.secret_key()),
-        "{shown}"
-    );
+    assert!(!shown.contains("wrong-secret-value") && !shown.contains(server.secret_key()), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_directory_dump_is_staged() {
     let server = S3Server::start();
-    let files = [
-        ("toc.dat", payload(4000, 30)),
-        ("3001.dat.gz", payload(10_000, 31)),
-        ("3002.dat.gz", payload(20, 32)),
-    ];
+    let files =
+        [("toc.dat", payload(4000, 30)), ("3001.dat.gz", payload(10_000, 31)), ("3002.dat.gz", payload(20, 32))];
     for (name, bytes) in &files {
         server.put("backups", &format!("dirdump/{name}"), bytes);
     }
     for src in ["s3://backups/dirdump", "s3://backups/dirdump/"] {
         match resolve_str(src, &s3_opts(&server)).await.unwrap() {
-            Resolved::Directory {
-                path,
-                display,
-                size,
-                staging,
-            } => {
+            Resolved::Directory { path, display, size, staging } => {
                 assert_eq!(display, "s3://backups/dirdump/");
                 assert_eq!(size, Some(14_020));
                 let staging = staging.expect("a remote directory dump is staged");
@@ -399,11 +312,8 @@ async fn http_drop_mid_body_resumes_with_a_range_request() {
     // 100,000 bytes fit in the loopback socket buffers, so they all reach the
     // client before the server drops the connection, whatever the load.
     let data = payload(2_000_000, 41);
-    let server = HttpServer::builder()
-        .file("/dump.gz", data.clone())
-        .with(Behaviour::DropOnceAt(100_000))
-        .start()
-        .await;
+    let server =
+        HttpServer::builder().file("/dump.gz", data.clone()).with(Behaviour::DropOnceAt(100_000)).start().await;
     let (out, size, _) = read_stream(&server.url("/dump.gz"), &opts()).await;
     assert_eq!(size, Some(2_000_000));
     assert!(out == data, "resumed bytes differ");
@@ -411,43 +321,26 @@ async fn http_drop_mid_body_resumes_with_a_range_request() {
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].range, None);
     assert_eq!(log[1].range.as_deref(), Some("bytes=100000-"));
-    assert!(
-        log[1].if_range.is_some(),
-        "the resume carries If-Range with the ETag"
-    );
+    assert!(log[1].if_range.is_some(), "the resume carries If-Range with the ETag");
     assert_eq!(log[1].status, 206);
 }
 
 #[tokio::test]
 async fn http_stalled_body_times_out_and_resumes() {
     let data = payload(500_000, 42);
-    let server = HttpServer::builder()
-        .file("/dump", data.clone())
-        .with(Behaviour::StallOnceAt(123_456))
-        .start()
-        .await;
-    let o = SourceOptions {
-        idle_timeout: Duration::from_millis(400),
-        ..opts()
-    };
+    let server = HttpServer::builder().file("/dump", data.clone()).with(Behaviour::StallOnceAt(123_456)).start().await;
+    let o = SourceOptions { idle_timeout: Duration::from_millis(400), ..opts() };
     let started = std::time::Instant::now();
     let (out, _, _) = read_stream(&server.url("/dump"), &o).await;
     assert!(out == data, "resumed bytes differ");
     assert!(started.elapsed() >= Duration::from_millis(400));
-    assert_eq!(
-        server.ranges(),
-        vec![None, Some("bytes=123456-".to_string())]
-    );
+    assert_eq!(server.ranges(), vec![None, Some("bytes=123456-".to_string())]);
 }
 
 #[tokio::test]
 async fn http_500_then_200_is_retried() {
     let data = payload(10_000, 43);
-    let server = HttpServer::builder()
-        .file("/dump", data.clone())
-        .with(Behaviour::FailFirst(2, 500))
-        .start()
-        .await;
+    let server = HttpServer::builder().file("/dump", data.clone()).with(Behaviour::FailFirst(2, 500)).start().await;
     let (out, size, _) = read_stream(&server.url("/dump"), &opts()).await;
     assert_eq!(out, data);
     assert_eq!(size, Some(10_000));
@@ -457,18 +350,11 @@ async fn http_500_then_200_is_retried() {
 
 #[tokio::test]
 async fn http_5xx_gives_up_after_the_configured_attempts() {
-    let server = HttpServer::builder()
-        .file("/dump", vec![1u8; 10])
-        .with(Behaviour::Status(503))
-        .start()
-        .await;
+    let server = HttpServer::builder().file("/dump", vec![1u8; 10]).with(Behaviour::Status(503)).start().await;
     let e = resolve_err(&server.url("/dump?token=abc"), &opts()).await;
     assert_eq!(
         e.to_string(),
-        format!(
-            "HTTP 503 Service Unavailable from {} (gave up after 4 attempts)",
-            server.url("/dump")
-        )
+        format!("HTTP 503 Service Unavailable from {} (gave up after 4 attempts)", server.url("/dump"))
     );
     assert_eq!(e.reason(), "SourceServerError");
     assert_eq!(server.requests().len(), 4);
@@ -476,30 +362,17 @@ async fn http_5xx_gives_up_after_the_configured_attempts() {
 
 #[tokio::test]
 async fn http_404_and_403_fail_at_once_with_the_status() {
-    for (status, text, reason) in [
-        (404, "404 Not Found", "SourceNotFound"),
-        (403, "403 Forbidden", "SourceAccessDenied"),
-    ] {
-        let server = HttpServer::builder()
-            .file("/dump", vec![1u8; 10])
-            .with(Behaviour::Status(status))
-            .start()
-            .await;
+    for (status, text, reason) in
+        [(404, "404 Not Found", "SourceNotFound"), (403, "403 Forbidden", "SourceAccessDenied")]
+    {
+        let server = HttpServer::builder().file("/dump", vec![1u8; 10]).with(Behaviour::Status(status)).start().await;
         // Credentials and the query string (a pre-signed URL's signature) never show.
-        let url = server
-            .url("/dump?X-Amz-Signature=s1gnature")
-            .replace("http://", "http://user:pa55word@");
+        let url = server.url("/dump?X-Amz-Signature=s1gnature").replace("http://", "http://user:pa55word@");
         let e = resolve_err(&url, &opts()).await;
-        assert_eq!(
-            e.to_string(),
-            format!("HTTP {text} from {}", server.url("/dump"))
-        );
+        assert_eq!(e.to_string(), format!("HTTP {text} from {}", server.url("/dump")));
         assert_eq!(e.reason(), reason);
         let shown = format!("{e} {e:?}");
-        assert!(
-            !shown.contains("s1gnature") && !shown.contains("pa55word"),
-            "{shown}"
-        );
+        assert!(!shown.contains("s1gnature") && !shown.contains("pa55word"), "{shown}");
         assert_eq!(server.requests().len(), 1, "no retry after {status}");
     }
 }
@@ -509,10 +382,7 @@ async fn http_headers_are_sent_and_never_shown() {
     let data = payload(5000, 44);
     let server = HttpServer::builder()
         .file("/dump", data.clone())
-        .with(Behaviour::RequireHeader(
-            "authorization".into(),
-            "Bearer t0psecret".into(),
-        ))
+        .with(Behaviour::RequireHeader("authorization".into(), "Bearer t0psecret".into()))
         .start()
         .await;
     let mut o = opts();
@@ -522,10 +392,7 @@ async fn http_headers_are_sent_and_never_shown() {
 
     o.http.headers = vec![("Authorization".into(), "Bearer wr0ng".into())];
     let e = resolve_err(&server.url("/dump"), &o).await;
-    assert_eq!(
-        e.to_string(),
-        format!("HTTP 401 Unauthorized from {}", server.url("/dump"))
-    );
+    assert_eq!(e.to_string(), format!("HTTP 401 Unauthorized from {}", server.url("/dump")));
     assert!(!format!("{e:?} {o:?}").contains("wr0ng"));
     assert_eq!(server.requests().len(), 2);
 }
@@ -541,9 +408,7 @@ async fn http_range_ignored_on_resume_fails_clearly() {
         .await;
     // The server sends an ETag, so the resume carries If-Range; this server
     // ignores both and answers 200 with the whole object.
-    let Resolved::Stream(mut s) = resolve_str(&server.url("/dump"), &opts()).await.unwrap() else {
-        panic!()
-    };
+    let Resolved::Stream(mut s) = resolve_str(&server.url("/dump"), &opts()).await.unwrap() else { panic!() };
     let mut out = Vec::new();
     let e = s.reader.read_to_end(&mut out).await.unwrap_err();
     assert!(restore_agent::integrity::is_source_error(&e), "{e}");
@@ -560,27 +425,17 @@ async fn http_range_ignored_on_resume_fails_clearly() {
 #[tokio::test]
 async fn http_unreachable_server_is_retried_then_fails() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let e = resolve_err(&format!("http://127.0.0.1:{port}/dump"), &opts()).await;
     assert_eq!(e.reason(), "SourceNetworkError", "{e}");
     assert!(e.to_string().ends_with("(gave up after 4 attempts)"), "{e}");
-    assert!(
-        e.to_string().starts_with(&format!(
-            "network error reading http://127.0.0.1:{port}/dump"
-        )),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("network error reading http://127.0.0.1:{port}/dump")), "{e}");
 }
 
 #[tokio::test]
 async fn http_directory_dump_is_staged_from_its_toc() {
     let toc = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../restore-agent/src/archive/testdata/directory_toc.dat"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../restore-agent/src/archive/testdata/directory_toc.dat"),
     )
     .expect("the archive helper's directory toc.dat fixture");
     let layout = restore_agent::archive::directory_layout(&toc).expect("a readable toc.dat");
@@ -598,17 +453,9 @@ async fn http_directory_dump_is_staged_from_its_toc() {
         expected.push((name.clone(), Vec::new()));
     }
     let server = builder.start().await;
-    for src in [
-        server.url("/dumps/db/?token=t"),
-        server.url("/dumps/db/toc.dat?token=t"),
-    ] {
+    for src in [server.url("/dumps/db/?token=t"), server.url("/dumps/db/toc.dat?token=t")] {
         match resolve_str(&src, &opts()).await.unwrap() {
-            Resolved::Directory {
-                path,
-                display,
-                size,
-                staging,
-            } => {
+            Resolved::Directory { path, display, size, staging } => {
                 assert_eq!(display, server.url("/dumps/db/"));
                 assert!(staging.is_some());
                 let total: usize = expected.iter().map(|(_, b)| b.len()).sum();
@@ -621,10 +468,5 @@ async fn http_directory_dump_is_staged_from_its_toc() {
         }
     }
     // Every request kept the query string (a token in it keeps working).
-    assert!(
-        server
-            .requests()
-            .iter()
-            .all(|r| r.query.as_deref() == Some("token=t"))
-    );
+    assert!(server.requests().iter().all(|r| r.query.as_deref() == Some("token=t")));
 }

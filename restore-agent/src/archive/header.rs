@@ -36,7 +36,9 @@ const ARCH_DIRECTORY: u8 = 5;
 pub enum ArchiveCompression {
     None,
     /// zlib/gzip; `level` only in archives before 1.15 (-1 is zlib's default).
-    Gzip { level: Option<i32> },
+    Gzip {
+        level: Option<i32>,
+    },
     Lz4,
     Zstd,
 }
@@ -129,11 +131,7 @@ impl<'r, R: Read + ?Sized> Primitives<'r, R> {
     }
 
     fn map_io(&self, e: io::Error) -> ArchiveError {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            self.truncated()
-        } else {
-            ArchiveError::Read(e)
-        }
+        if e.kind() == io::ErrorKind::UnexpectedEof { self.truncated() } else { ArchiveError::Read(e) }
     }
 
     pub(super) fn bytes(&mut self, buf: &mut [u8]) -> Result<(), ArchiveError> {
@@ -257,7 +255,11 @@ pub(super) fn parse_header<R: Read + ?Sized>(p: &mut Primitives<'_, R>) -> Resul
         ARCH_CUSTOM => DumpFormat::Custom,
         ARCH_TAR => DumpFormat::Tar,
         ARCH_DIRECTORY => DumpFormat::Directory,
-        other => return Err(ArchiveError::Corrupt(format!("archive format code {other} (pg_restore reads 1 custom, 3 tar)"))),
+        other => {
+            return Err(ArchiveError::Corrupt(format!(
+                "archive format code {other} (pg_restore reads 1 custom, 3 tar)"
+            )));
+        }
     };
     let compression_algorithm = if code >= K_VERS_1_15 {
         match p.byte()? {
@@ -265,7 +267,9 @@ pub(super) fn parse_header<R: Read + ?Sized>(p: &mut Primitives<'_, R>) -> Resul
             1 => ArchiveCompression::Gzip { level: None },
             2 => ArchiveCompression::Lz4,
             3 => ArchiveCompression::Zstd,
-            other => return Err(ArchiveError::Corrupt(format!("unknown compression algorithm code {other} in the header"))),
+            other => {
+                return Err(ArchiveError::Corrupt(format!("unknown compression algorithm code {other} in the header")));
+            }
         }
     } else {
         match p.int32()? {
@@ -278,7 +282,8 @@ pub(super) fn parse_header<R: Read + ?Sized>(p: &mut Primitives<'_, R>) -> Resul
         *v = p.int32()?;
     }
     let [sec, min, hour, mday, mon, year, _isdst] = tm;
-    let created = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", year as i64 + 1900, mon as i64 + 1, mday, hour, min, sec);
+    let created =
+        format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", year as i64 + 1900, mon as i64 + 1, mday, hour, min, sec);
     let dbname = p.string()?.unwrap_or_default();
     // Both exist since archive 1.10.
     let server_version = p.string()?.unwrap_or_default();

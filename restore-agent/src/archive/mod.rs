@@ -23,10 +23,13 @@ mod tee;
 mod toc;
 
 pub use header::{ArchiveCompression, ArchiveHeader, read_header};
-pub use summary::{ArchiveSummary, TableDataSize, summarize, summarize_sized};
 pub(crate) use rows::LineCounter;
+pub use summary::{ArchiveSummary, TableDataSize, summarize, summarize_sized};
 pub use tee::{ArchiveObserver, ArchiveProgress};
-pub use toc::{DataState, DirectoryLayout, TocEntry, directory_data_files, directory_layout, large_object_files, read_header_and_toc, read_toc};
+pub use toc::{
+    DataState, DirectoryLayout, TocEntry, directory_data_files, directory_layout, large_object_files,
+    read_header_and_toc, read_toc,
+};
 
 /// The archive cannot be read.
 #[derive(Debug, thiserror::Error)]

@@ -142,7 +142,11 @@ fn largest_data(toc: &[TocEntry], archive_len: Option<u64>) -> Vec<TableDataSize
 
 impl fmt::Display for ArchiveSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "pg_dump {} archive, format {}, compression {}", self.format, self.archive_version, self.compression)?;
+        writeln!(
+            f,
+            "pg_dump {} archive, format {}, compression {}",
+            self.format, self.archive_version, self.compression
+        )?;
         writeln!(f, "  database:   {}", self.database)?;
         writeln!(f, "  created:    {} by pg_dump {}", self.created, self.pg_dump_version)?;
         writeln!(f, "  server:     PostgreSQL {}", self.server_version)?;

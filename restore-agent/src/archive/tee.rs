@@ -60,7 +60,10 @@ enum Mode {
     /// The first bytes, until custom or tar is known.
     Start(Vec<u8>),
     /// Custom: header and TOC, until they parse.
-    CustomToc { buf: Vec<u8>, next_try: usize },
+    CustomToc {
+        buf: Vec<u8>,
+        next_try: usize,
+    },
     Custom(Custom),
     Tar(Tar),
     /// The archive's structure ended; later bytes are ignored.
@@ -486,7 +489,9 @@ impl<'a> ArchiveProgress<'a> {
             // Tar members are never compressed (pg_backup_tar.c refuses it).
             self.enter_entry(id, ArchiveCompression::None);
             Member::Data { rows: matches!(self.rows, RowCounter::Counting { .. }) && !name.ends_with(".gz") }
-        } else if let Some(oid) = name.strip_prefix("blob_").and_then(|r| r.split('.').next()).filter(|o| o.parse::<u32>().is_ok()) {
+        } else if let Some(oid) =
+            name.strip_prefix("blob_").and_then(|r| r.split('.').next()).filter(|o| o.parse::<u32>().is_ok())
+        {
             self.hold_from = Some((content_start + size).saturating_sub(1));
             self.enter_large_object(oid);
             Member::Data { rows: false }

@@ -118,7 +118,10 @@ fn tar_and_directory_tocs_name_their_data_files() {
     assert_eq!(layout.header.format, DumpFormat::Directory);
     assert_eq!(layout.data_files, ["3361.dat.gz", "3360.dat.gz", "3359.dat.gz"]);
     assert_eq!(layout.blob_tocs, ["blobs.toc"]);
-    assert_eq!(directory_data_files(DIRECTORY_TOC).unwrap(), ["3361.dat.gz", "3360.dat.gz", "3359.dat.gz", "blobs.toc"]);
+    assert_eq!(
+        directory_data_files(DIRECTORY_TOC).unwrap(),
+        ["3361.dat.gz", "3360.dat.gz", "3359.dat.gz", "blobs.toc"]
+    );
     assert_eq!(large_object_files(b"424242 blob_424242.dat\n", &layout.header).unwrap(), ["blob_424242.dat.gz"]);
     assert!(large_object_files(b"424242 ../../etc/passwd\n", &layout.header).is_err());
     assert!(large_object_files(b"garbage\n", &layout.header).is_err());
@@ -149,7 +152,10 @@ fn corrupt_and_unsupported_archives_are_named() {
     old[6] = 11;
     let e = read_header(&mut &old[..]).unwrap_err();
     assert_eq!(e.reason(), "UnsupportedArchiveVersion");
-    assert!(e.to_string().starts_with("unsupported archive version 1.11: it was written by pg_dump older than 9.0"), "{e}");
+    assert!(
+        e.to_string().starts_with("unsupported archive version 1.11: it was written by pg_dump older than 9.0"),
+        "{e}"
+    );
 
     // A future version: the header still reads (pg_restore may know it), the TOC does not.
     let future = build::header(17, 1, "19.0");
@@ -268,8 +274,13 @@ impl ArchiveObserver for Recorder {
     }
 }
 
-const DATA_OBJECTS: &[&str] =
-    &["TABLE DATA public.empty_t", "TABLE DATA public.notes", "TABLE DATA shop.items", "BLOBS BLOBS", "LARGE OBJECT 424242"];
+const DATA_OBJECTS: &[&str] = &[
+    "TABLE DATA public.empty_t",
+    "TABLE DATA public.notes",
+    "TABLE DATA shop.items",
+    "BLOBS BLOBS",
+    "LARGE OBJECT 424242",
+];
 
 fn tee_run(archive: &[u8], step: usize) -> (Recorder, bool, Option<u64>) {
     let rec = Recorder::default();

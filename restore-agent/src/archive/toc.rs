@@ -93,7 +93,10 @@ pub fn read_toc<R: Read + ?Sized>(r: &mut R, header: &ArchiveHeader) -> Result<V
     parse_toc(&mut p, header)
 }
 
-fn parse_toc<R: Read + ?Sized>(p: &mut Primitives<'_, R>, header: &ArchiveHeader) -> Result<Vec<TocEntry>, ArchiveError> {
+fn parse_toc<R: Read + ?Sized>(
+    p: &mut Primitives<'_, R>,
+    header: &ArchiveHeader,
+) -> Result<Vec<TocEntry>, ArchiveError> {
     let version = header.version_code();
     if version > K_VERS_MAX_KNOWN {
         return Err(ArchiveError::UnsupportedVersion {
@@ -161,10 +164,9 @@ fn parse_toc<R: Read + ?Sized>(p: &mut Primitives<'_, R>, header: &ArchiveHeader
         p.skip_string()?; // "false": tables WITH OIDS, no longer supported
         let mut dependencies = Vec::new();
         while let Some(dep) = p.string()? {
-            let id = dep
-                .trim()
-                .parse::<i32>()
-                .map_err(|_| ArchiveError::Corrupt(format!("dependency \"{}\" in {}", dep.escape_debug(), p.context)))?;
+            let id = dep.trim().parse::<i32>().map_err(|_| {
+                ArchiveError::Corrupt(format!("dependency \"{}\" in {}", dep.escape_debug(), p.context))
+            })?;
             dependencies.push(id);
         }
         let (filename, data_state, data_offset) = if custom {
@@ -206,7 +208,9 @@ fn parse_toc<R: Read + ?Sized>(p: &mut Primitives<'_, R>, header: &ArchiveHeader
 fn parse_oid(s: Option<String>, context: &str) -> Result<u32, ArchiveError> {
     match s {
         None => Ok(0),
-        Some(s) => s.trim().parse().map_err(|_| ArchiveError::Corrupt(format!("OID \"{}\" in {context}", s.escape_debug()))),
+        Some(s) => {
+            s.trim().parse().map_err(|_| ArchiveError::Corrupt(format!("OID \"{}\" in {context}", s.escape_debug())))
+        }
     }
 }
 
@@ -269,10 +273,18 @@ pub fn large_object_files(blobs_toc: &[u8], header: &ArchiveHeader) -> Result<Ve
         }
         let mut parts = line.split_whitespace();
         let (Some(oid), Some(name)) = (parts.next(), parts.next()) else {
-            return Err(ArchiveError::Corrupt(format!("line {} of a large-object TOC reads \"{}\"", i + 1, line.escape_debug())));
+            return Err(ArchiveError::Corrupt(format!(
+                "line {} of a large-object TOC reads \"{}\"",
+                i + 1,
+                line.escape_debug()
+            )));
         };
         if oid.parse::<u32>().is_err() {
-            return Err(ArchiveError::Corrupt(format!("line {} of a large-object TOC reads \"{}\"", i + 1, line.escape_debug())));
+            return Err(ArchiveError::Corrupt(format!(
+                "line {} of a large-object TOC reads \"{}\"",
+                i + 1,
+                line.escape_debug()
+            )));
         }
         check_file_name(name)?;
         files.push(format!("{name}{suffix}"));
@@ -292,6 +304,9 @@ fn check_file_name(name: &str) -> Result<(), ArchiveError> {
     if ok {
         Ok(())
     } else {
-        Err(ArchiveError::Corrupt(format!("the archive names a data file \"{}\", which is not a plain file name", name.escape_debug())))
+        Err(ArchiveError::Corrupt(format!(
+            "the archive names a data file \"{}\", which is not a plain file name",
+            name.escape_debug()
+        )))
     }
 }

@@ -34,7 +34,9 @@ pub fn classify(sql: &str, sqlstate: &str, message: &str) -> Option<Harmless> {
         // object_in_use: "current user cannot be dropped"
         (["DROP", "ROLE", ..] | ["DROP", "USER", ..], "55006") => Some(Harmless::DropOwnRole),
         // dependent_objects_still_exist, only for the bootstrap superuser
-        (["DROP", "ROLE", ..] | ["DROP", "USER", ..], "2BP01") if message.contains("required by the database system") => {
+        (["DROP", "ROLE", ..] | ["DROP", "USER", ..], "2BP01")
+            if message.contains("required by the database system") =>
+        {
             Some(Harmless::DropOwnRole)
         }
         // duplicate_object

@@ -130,9 +130,7 @@ impl Run<'_> {
         match ev {
             Event::Statement { sql, line } => self.statement(&sql, line).await,
             Event::CopyStart { sql, line } => self.copy(&sql, line, rx).await,
-            Event::CopyData(_) | Event::CopyEnd { .. } => {
-                Err(Error::Internal("COPY data outside a COPY block".into()))
-            }
+            Event::CopyData(_) | Event::CopyEnd { .. } => Err(Error::Internal("COPY data outside a COPY block".into())),
             Event::Connect { dbname, line } => self.reconnect(&dbname, line).await,
             Event::Encoding { .. } | Event::DumpComplete { .. } => Ok(()),
             Event::Object { name, kind, schema } => {
@@ -154,7 +152,11 @@ impl Run<'_> {
 
     fn pg_error(&self, e: &tokio_postgres::Error, sql: &str, line: Option<u64>) -> Error {
         if e.as_db_error().is_none() && (e.is_closed() || e.code().is_none()) {
-            return TargetError::Lost { target: self.target.with_dbname(&self.database).display(), message: e.to_string() }.into();
+            return TargetError::Lost {
+                target: self.target.with_dbname(&self.database).display(),
+                message: e.to_string(),
+            }
+            .into();
         }
         TargetError::Sql(SqlFailure::from_pg(e, sql, line, Some(&self.database))).into()
     }
@@ -196,7 +198,13 @@ impl Run<'_> {
             if let Some(kind) = expected::classify(sql, db.code().code(), db.message()) {
                 self.report.tolerated += 1;
                 self.tracker.add_warning();
-                tracing::debug!(?kind, sqlstate = db.code().code(), line, "tolerated a known-harmless error: {}", db.message());
+                tracing::debug!(
+                    ?kind,
+                    sqlstate = db.code().code(),
+                    line,
+                    "tolerated a known-harmless error: {}",
+                    db.message()
+                );
                 let _: Harmless = kind;
                 return Ok(());
             }

@@ -27,12 +27,7 @@ pub enum SourceError {
     Http { status: u16, url: String },
     /// An S3 error not covered by a more specific variant.
     #[error("S3 error for {what}: {code}{}{}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
-    S3 {
-        what: String,
-        status: Option<u16>,
-        code: String,
-        message: String,
-    },
+    S3 { what: String, status: Option<u16>, code: String, message: String },
     /// The connection failed or broke.
     #[error("network error reading {what}: {detail}")]
     Network { what: String, detail: String },
@@ -41,11 +36,7 @@ pub enum SourceError {
     Tls { what: String, detail: String },
     /// Nothing arrived for the idle timeout (connect, response headers, or body).
     #[error("{what}: {stage} timed out after {}", fmt_duration(*.after))]
-    Timeout {
-        what: String,
-        stage: &'static str,
-        after: Duration,
-    },
+    Timeout { what: String, stage: &'static str, after: Duration },
     /// A resume asked for a range and the server did not honour it.
     #[error("{what}: cannot resume: {detail}")]
     RangeNotHonoured { what: String, detail: String },
@@ -89,12 +80,8 @@ impl SourceError {
             SourceError::Options(_) => "InvalidSourceOptions",
             SourceError::NotFound { .. } => "SourceNotFound",
             SourceError::AccessDenied { .. } => "SourceAccessDenied",
-            SourceError::Http {
-                status: 404 | 410, ..
-            } => "SourceNotFound",
-            SourceError::Http {
-                status: 401 | 403, ..
-            } => "SourceAccessDenied",
+            SourceError::Http { status: 404 | 410, .. } => "SourceNotFound",
+            SourceError::Http { status: 401 | 403, .. } => "SourceAccessDenied",
             SourceError::Http { status, .. } if *status >= 500 => "SourceServerError",
             SourceError::Http { .. } => "SourceHttpError",
             SourceError::S3 { .. } => "SourceS3Error",
@@ -152,38 +139,22 @@ impl SourceError {
     /// [`SourceError::Read`] for any other I/O error.
     pub(crate) fn from_stream_io(what: &str, e: io::Error) -> SourceError {
         if crate::integrity::is_source_error(&e) {
-            if let Some(Ok(s)) = e
-                .into_inner()
-                .map(|inner| inner.downcast::<crate::integrity::SourceIoError>())
-            {
+            if let Some(Ok(s)) = e.into_inner().map(|inner| inner.downcast::<crate::integrity::SourceIoError>()) {
                 return s.0;
             }
-            return SourceError::Read {
-                what: what.to_string(),
-                source: io::Error::other("source error"),
-            };
+            return SourceError::Read { what: what.to_string(), source: io::Error::other("source error") };
         }
-        SourceError::Read {
-            what: what.to_string(),
-            source: e,
-        }
+        SourceError::Read { what: what.to_string(), source: e }
     }
 
     /// Maps a local I/O error about `what`.
     pub(crate) fn from_io(what: &str, e: io::Error) -> SourceError {
         match e.kind() {
-            io::ErrorKind::NotFound => SourceError::NotFound {
-                what: what.to_string(),
-                detail: e.to_string(),
-            },
-            io::ErrorKind::PermissionDenied => SourceError::AccessDenied {
-                what: what.to_string(),
-                detail: e.to_string(),
-            },
-            _ => SourceError::Read {
-                what: what.to_string(),
-                source: e,
-            },
+            io::ErrorKind::NotFound => SourceError::NotFound { what: what.to_string(), detail: e.to_string() },
+            io::ErrorKind::PermissionDenied => {
+                SourceError::AccessDenied { what: what.to_string(), detail: e.to_string() }
+            }
+            _ => SourceError::Read { what: what.to_string(), source: e },
         }
     }
 }
@@ -193,21 +164,14 @@ fn transient_status(status: u16) -> bool {
 }
 
 fn reason_phrase(status: u16) -> String {
-    match reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-    {
+    match reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
         Some(r) => format!(" {r}"),
         None => String::new(),
     }
 }
 
 fn fmt_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 /// The text of an error and its sources, joined with ": ". Only for errors
@@ -232,27 +196,14 @@ mod tests {
 
     #[test]
     fn messages_and_reasons() {
-        let e = SourceError::Http {
-            status: 404,
-            url: "https://h/x.gz".into(),
-        };
+        let e = SourceError::Http { status: 404, url: "https://h/x.gz".into() };
         assert_eq!(e.to_string(), "HTTP 404 Not Found from https://h/x.gz");
         assert_eq!(e.reason(), "SourceNotFound");
         assert!(!e.is_transient());
-        let e = SourceError::Http {
-            status: 403,
-            url: "https://h/x.gz".into(),
-        };
+        let e = SourceError::Http { status: 403, url: "https://h/x.gz".into() };
         assert_eq!(e.reason(), "SourceAccessDenied");
         for s in [500, 502, 503, 408, 429] {
-            assert!(
-                SourceError::Http {
-                    status: s,
-                    url: String::new()
-                }
-                .is_transient(),
-                "{s}"
-            );
+            assert!(SourceError::Http { status: s, url: String::new() }.is_transient(), "{s}");
         }
         let e = SourceError::S3 {
             what: "s3://b/k".into(),
@@ -260,45 +211,25 @@ mod tests {
             code: "SlowDown".into(),
             message: "Please reduce your request rate.".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "S3 error for s3://b/k: SlowDown (HTTP 503): Please reduce your request rate."
-        );
+        assert_eq!(e.to_string(), "S3 error for s3://b/k: SlowDown (HTTP 503): Please reduce your request rate.");
         assert!(e.is_transient());
         let e = SourceError::Timeout {
             what: "http://h/x".into(),
             stage: "reading the body",
             after: Duration::from_millis(300),
         };
-        assert_eq!(
-            e.to_string(),
-            "http://h/x: reading the body timed out after 300ms"
-        );
-        let g = SourceError::GaveUp {
-            attempts: 6,
-            last: Box::new(e),
-        };
-        assert_eq!(
-            g.to_string(),
-            "http://h/x: reading the body timed out after 300ms (gave up after 6 attempts)"
-        );
+        assert_eq!(e.to_string(), "http://h/x: reading the body timed out after 300ms");
+        let g = SourceError::GaveUp { attempts: 6, last: Box::new(e) };
+        assert_eq!(g.to_string(), "http://h/x: reading the body timed out after 300ms (gave up after 6 attempts)");
         assert_eq!(g.reason(), "SourceTimeout");
         assert!(!g.is_transient());
     }
 
     #[test]
     fn io_wrapping_is_recognised() {
-        let io = SourceError::Http {
-            status: 500,
-            url: "u".into(),
-        }
-        .into_io();
+        let io = SourceError::Http { status: 500, url: "u".into() }.into_io();
         assert!(crate::integrity::is_source_error(&io));
-        let inner = io
-            .into_inner()
-            .unwrap()
-            .downcast::<crate::integrity::SourceIoError>()
-            .unwrap();
+        let inner = io.into_inner().unwrap().downcast::<crate::integrity::SourceIoError>().unwrap();
         assert_eq!(inner.0.reason(), "SourceServerError");
     }
 }

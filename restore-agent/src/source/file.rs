@@ -16,9 +16,7 @@ use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions};
 /// and so is a plain file).
 pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolved, SourceError> {
     let what = path.display().to_string();
-    let meta = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| SourceError::from_io(&what, e))?;
+    let meta = tokio::fs::metadata(path).await.map_err(|e| SourceError::from_io(&what, e))?;
     if !meta.is_dir() {
         return open_file(path).await.map(Resolved::Stream);
     }
@@ -35,11 +33,7 @@ pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolve
     }
     let chosen = pick_in_directory(path).await?;
     tracing::info!(folder = %path.display(), picked = %chosen.display(), "picked the latest dump");
-    if tokio::fs::metadata(&chosen)
-        .await
-        .map_err(|e| SourceError::from_io(&what, e))?
-        .is_dir()
-    {
+    if tokio::fs::metadata(&chosen).await.map_err(|e| SourceError::from_io(&what, e))?.is_dir() {
         directory(&chosen).await
     } else {
         open_file(&chosen).await.map(Resolved::Stream)
@@ -49,24 +43,13 @@ pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolve
 /// Opens a regular file as a stream.
 pub(super) async fn open_file(path: &Path) -> Result<OpenedSource, SourceError> {
     let display = path.display().to_string();
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| SourceError::from_io(&display, e))?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| SourceError::from_io(&display, e))?;
+    let file = tokio::fs::File::open(path).await.map_err(|e| SourceError::from_io(&display, e))?;
+    let meta = file.metadata().await.map_err(|e| SourceError::from_io(&display, e))?;
     if !meta.is_file() {
-        return Err(SourceError::NoDump {
-            what: display,
-            detail: "it is not a regular file".into(),
-        });
+        return Err(SourceError::NoDump { what: display, detail: "it is not a regular file".into() });
     }
     Ok(OpenedSource {
-        reader: Box::pin(FileReader {
-            inner: file,
-            what: display.clone(),
-        }),
+        reader: Box::pin(FileReader { inner: file, what: display.clone() }),
         size: Some(meta.len()),
         display,
     })
@@ -74,10 +57,7 @@ pub(super) async fn open_file(path: &Path) -> Result<OpenedSource, SourceError> 
 
 async fn is_directory_dump(path: &Path) -> bool {
     for name in super::TOC_NAMES {
-        if tokio::fs::metadata(path.join(name))
-            .await
-            .is_ok_and(|m| m.is_file())
-        {
+        if tokio::fs::metadata(path.join(name)).await.is_ok_and(|m| m.is_file()) {
             return true;
         }
     }
@@ -88,41 +68,24 @@ async fn is_directory_dump(path: &Path) -> bool {
 async fn directory(path: &Path) -> Result<Resolved, SourceError> {
     let display = path.display().to_string();
     let mut size = 0u64;
-    let mut entries = tokio::fs::read_dir(path)
-        .await
-        .map_err(|e| SourceError::from_io(&display, e))?;
-    while let Some(entry) = entries
-        .next_entry()
-        .await
-        .map_err(|e| SourceError::from_io(&display, e))?
-    {
+    let mut entries = tokio::fs::read_dir(path).await.map_err(|e| SourceError::from_io(&display, e))?;
+    while let Some(entry) = entries.next_entry().await.map_err(|e| SourceError::from_io(&display, e))? {
         match entry.metadata().await {
             Ok(m) if m.is_file() => size += m.len(),
             _ => {}
         }
     }
-    Ok(Resolved::Directory {
-        path: path.to_path_buf(),
-        display,
-        size: Some(size),
-        staging: None,
-    })
+    Ok(Resolved::Directory { path: path.to_path_buf(), display, size: Some(size), staging: None })
 }
 
 /// The newest dump in `dir`: regular files and directory-format dumps, not
 /// hidden entries nor other subdirectories (see [`latest`]).
 async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
     let what = dir.display().to_string();
-    let mut entries = tokio::fs::read_dir(dir)
-        .await
-        .map_err(|e| SourceError::from_io(&what, e))?;
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| SourceError::from_io(&what, e))?;
     let mut paths = Vec::new();
     let mut candidates = Vec::new();
-    while let Some(entry) = entries
-        .next_entry()
-        .await
-        .map_err(|e| SourceError::from_io(&what, e))?
-    {
+    while let Some(entry) = entries.next_entry().await.map_err(|e| SourceError::from_io(&what, e))? {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             tracing::warn!(folder = %what, "skipping an entry whose name is not UTF-8");
             continue;
@@ -171,11 +134,7 @@ struct FileReader {
 }
 
 impl AsyncRead for FileReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Err(e)) => {
                 let what = self.what.clone();
@@ -194,15 +153,11 @@ mod tests {
 
     fn set_mtime(path: &Path, secs: u64) {
         let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-            .unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
     }
 
     fn latest() -> SourceOptions {
-        SourceOptions {
-            pick: Pick::Latest,
-            ..Default::default()
-        }
+        SourceOptions { pick: Pick::Latest, ..Default::default() }
     }
 
     #[tokio::test]
@@ -210,9 +165,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.sql");
         std::fs::write(&p, b"SELECT 1;\n").unwrap();
-        let Resolved::Stream(mut s) = resolve(&p, &SourceOptions::default()).await.unwrap() else {
-            panic!()
-        };
+        let Resolved::Stream(mut s) = resolve(&p, &SourceOptions::default()).await.unwrap() else { panic!() };
         assert_eq!(s.size, Some(10));
         assert_eq!(s.display, p.display().to_string());
         let mut out = Vec::new();
@@ -223,14 +176,10 @@ mod tests {
     #[tokio::test]
     async fn missing_files_and_plain_directories_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let e = resolve(&dir.path().join("nope.gz"), &SourceOptions::default())
-            .await
-            .unwrap_err();
+        let e = resolve(&dir.path().join("nope.gz"), &SourceOptions::default()).await.unwrap_err();
         assert_eq!(e.reason(), "SourceNotFound");
         assert!(e.to_string().contains("nope.gz not found"), "{e}");
-        let e = resolve(dir.path(), &SourceOptions::default())
-            .await
-            .unwrap_err();
+        let e = resolve(dir.path(), &SourceOptions::default()).await.unwrap_err();
         assert_eq!(e.reason(), "NoDumpFound");
         assert!(e.to_string().contains("--pick latest"), "{e}");
         let e = resolve(dir.path(), &latest()).await.unwrap_err();
@@ -252,14 +201,8 @@ mod tests {
         }
         std::fs::write(d.join(".pg-backup-01_01_2099_00_00_00.gz"), b"hidden").unwrap();
         std::fs::create_dir(d.join("pg-backup-01_01_2098_00_00_00.gz")).unwrap();
-        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else {
-            panic!()
-        };
-        assert!(
-            s.display.ends_with("pg-backup-01_02_2024_10_00_00.gz"),
-            "{}",
-            s.display
-        );
+        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else { panic!() };
+        assert!(s.display.ends_with("pg-backup-01_02_2024_10_00_00.gz"), "{}", s.display);
 
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -267,9 +210,7 @@ mod tests {
             std::fs::write(d.join(name), name).unwrap();
             set_mtime(&d.join(name), mtime);
         }
-        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else {
-            panic!()
-        };
+        let Resolved::Stream(s) = resolve(d, &latest()).await.unwrap() else { panic!() };
         assert!(s.display.ends_with("a.sql.gz"), "{}", s.display);
     }
 
@@ -280,12 +221,7 @@ mod tests {
         std::fs::create_dir(&dump).unwrap();
         std::fs::write(dump.join("toc.dat"), b"PGDMP....").unwrap();
         std::fs::write(dump.join("3001.dat.gz"), b"0123456789").unwrap();
-        let Resolved::Directory {
-            path,
-            size,
-            staging,
-            ..
-        } = resolve(&dump, &SourceOptions::default()).await.unwrap()
+        let Resolved::Directory { path, size, staging, .. } = resolve(&dump, &SourceOptions::default()).await.unwrap()
         else {
             panic!()
         };
@@ -294,9 +230,7 @@ mod tests {
         assert!(staging.is_none());
         set_mtime(&dump.join("toc.dat"), 5_000_000_000);
         std::fs::write(dir.path().join("old.sql"), b"x").unwrap();
-        let Resolved::Directory { path, .. } = resolve(dir.path(), &latest()).await.unwrap() else {
-            panic!()
-        };
+        let Resolved::Directory { path, .. } = resolve(dir.path(), &latest()).await.unwrap() else { panic!() };
         assert_eq!(path, dump);
     }
 }

@@ -25,8 +25,7 @@ use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions, redact_url
 pub(super) async fn resolve(url: &Url, opts: &SourceOptions) -> Result<Resolved, SourceError> {
     if opts.pick == Pick::Latest {
         return Err(SourceError::Unsupported(
-            "--pick latest needs a local folder or an S3 prefix: an HTTP URL cannot be listed"
-                .into(),
+            "--pick latest needs a local folder or an S3 prefix: an HTTP URL cannot be listed".into(),
         ));
     }
     let client = Client::new(opts)?;
@@ -38,11 +37,7 @@ pub(super) async fn resolve(url: &Url, opts: &SourceOptions) -> Result<Resolved,
     let display = redact_url(url);
     let opener = client.opener(url.clone());
     let (reader, size) = resume::open_resumable(opener, display.clone(), policy).await?;
-    Ok(Resolved::Stream(OpenedSource {
-        reader,
-        size,
-        display,
-    }))
+    Ok(Resolved::Stream(OpenedSource { reader, size, display }))
 }
 
 /// A reqwest client with the user's headers.
@@ -56,27 +51,19 @@ impl Client {
     fn new(opts: &SourceOptions) -> Result<Client, SourceError> {
         let mut headers = HeaderMap::new();
         for (name, value) in &opts.http.headers {
-            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                SourceError::Options(format!("{name:?} is not a valid HTTP header name"))
-            })?;
-            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
-                SourceError::Options(format!(
-                    "the value given for HTTP header {name} is not valid"
-                ))
-            })?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| SourceError::Options(format!("{name:?} is not a valid HTTP header name")))?;
+            let mut value = HeaderValue::from_str(value.trim())
+                .map_err(|_| SourceError::Options(format!("the value given for HTTP header {name} is not valid")))?;
             value.set_sensitive(true);
             headers.append(name, value);
         }
         let mut builder = reqwest::Client::builder()
-            .user_agent(concat!(
-                "kubegres-restore-agent/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!("kubegres-restore-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.idle_timeout);
         if let Some(ca) = &opts.http.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                SourceError::Options(format!("cannot read the CA file {}: {e}", ca.display()))
-            })?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| SourceError::Options(format!("cannot read the CA file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 SourceError::Options(format!(
                     "the CA file {} holds no usable PEM certificate: {}",
@@ -85,29 +72,18 @@ impl Client {
                 ))
             })?;
             if certs.is_empty() {
-                return Err(SourceError::Options(format!(
-                    "the CA file {} holds no PEM certificate",
-                    ca.display()
-                )));
+                return Err(SourceError::Options(format!("the CA file {} holds no PEM certificate", ca.display())));
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder.build().map_err(|e| {
-            SourceError::Options(format!(
-                "cannot set up the HTTP client: {}",
-                chain(&e.without_url())
-            ))
-        })?;
+        let client = builder
+            .build()
+            .map_err(|e| SourceError::Options(format!("cannot set up the HTTP client: {}", chain(&e.without_url()))))?;
         Ok(Client { client, headers })
     }
 
     fn opener(&self, url: Url) -> HttpOpener {
-        HttpOpener {
-            client: self.clone(),
-            what: redact_url(&url),
-            url,
-            validator: Mutex::new(None),
-        }
+        HttpOpener { client: self.clone(), what: redact_url(&url), url, validator: Mutex::new(None) }
     }
 }
 
@@ -122,16 +98,8 @@ struct HttpOpener {
 
 impl RangeOpen for HttpOpener {
     async fn open(&self, offset: u64) -> Result<RangeBody, SourceError> {
-        let mut req = self
-            .client
-            .client
-            .get(self.url.clone())
-            .headers(self.client.headers.clone());
-        let validator = if offset > 0 {
-            self.validator.lock().ok().and_then(|v| v.clone())
-        } else {
-            None
-        };
+        let mut req = self.client.client.get(self.url.clone()).headers(self.client.headers.clone());
+        let validator = if offset > 0 { self.validator.lock().ok().and_then(|v| v.clone()) } else { None };
         if offset > 0 {
             req = req.header(header::RANGE, format!("bytes={offset}-"));
             if let Some(v) = &validator {
@@ -155,22 +123,13 @@ impl RangeOpen for HttpOpener {
                 };
                 let what = self.what.clone();
                 return Err(if validator.is_some() {
-                    SourceError::Changed {
-                        what,
-                        detail: detail.into(),
-                    }
+                    SourceError::Changed { what, detail: detail.into() }
                 } else {
-                    SourceError::RangeNotHonoured {
-                        what,
-                        detail: detail.into(),
-                    }
+                    SourceError::RangeNotHonoured { what, detail: detail.into() }
                 });
             }
             206 if offset > 0 => {
-                let content_range = resp
-                    .headers()
-                    .get(header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok());
+                let content_range = resp.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
                 resume::check_range(&self.what, offset, content_range)?
             }
             416 if offset > 0 => {
@@ -180,27 +139,18 @@ impl RangeOpen for HttpOpener {
                 });
             }
             _ => {
-                return Err(SourceError::Http {
-                    status,
-                    url: self.what.clone(),
-                });
+                return Err(SourceError::Http { status, url: self.what.clone() });
             }
         };
         let what = self.what.clone();
-        let body = resp
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| body_error(&what, e)))
-            .boxed();
+        let body = resp.bytes_stream().map(move |r| r.map_err(|e| body_error(&what, e))).boxed();
         Ok(RangeBody { body, total })
     }
 }
 
 /// A strong ETag, or else Last-Modified: what If-Range may carry.
 fn validator_of(headers: &HeaderMap) -> Option<HeaderValue> {
-    if let Some(etag) = headers
-        .get(header::ETAG)
-        .filter(|e| !e.as_bytes().starts_with(b"W/"))
-    {
+    if let Some(etag) = headers.get(header::ETAG).filter(|e| !e.as_bytes().starts_with(b"W/")) {
         return Some(etag.clone());
     }
     headers.get(header::LAST_MODIFIED).cloned()
@@ -213,9 +163,7 @@ fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
         if err.is::<rustls::Error>() {
             return true;
         }
-        let io_inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
+        let io_inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
         if io_inner.is_some_and(|inner| inner.is::<rustls::Error>()) {
             return true;
         }
@@ -228,36 +176,23 @@ fn request_error(what: &str, e: reqwest::Error) -> SourceError {
     let e = e.without_url();
     let detail = chain(&e);
     if is_tls(&e) {
-        SourceError::Tls {
-            what: what.to_string(),
-            detail,
-        }
+        SourceError::Tls { what: what.to_string(), detail }
     } else if e.is_builder() {
         SourceError::Invalid(format!("{what}: {detail}"))
     } else if e.is_redirect() {
         SourceError::Unsupported(format!("{what}: {detail}"))
     } else {
-        SourceError::Network {
-            what: what.to_string(),
-            detail,
-        }
+        SourceError::Network { what: what.to_string(), detail }
     }
 }
 
 fn body_error(what: &str, e: reqwest::Error) -> SourceError {
     let e = e.without_url();
-    SourceError::Network {
-        what: what.to_string(),
-        detail: chain(&e),
-    }
+    SourceError::Network { what: what.to_string(), detail: chain(&e) }
 }
 
 /// Stages a directory-format dump: toc.dat, then the data and large-object files it names.
-async fn stage_directory(
-    client: &Client,
-    url: &Url,
-    policy: Policy,
-) -> Result<Resolved, SourceError> {
+async fn stage_directory(client: &Client, url: &Url, policy: Policy) -> Result<Resolved, SourceError> {
     let mut dir_url = url.clone();
     if !dir_url.path().ends_with('/') {
         // ".../dump/toc.dat" -> ".../dump/"
@@ -268,20 +203,14 @@ async fn stage_directory(
     let staging = tempfile::Builder::new()
         .prefix("kubegres-restore-")
         .tempdir()
-        .map_err(|e| SourceError::Staging {
-            what: display.clone(),
-            source: e,
-        })?;
+        .map_err(|e| SourceError::Staging { what: display.clone(), source: e })?;
     let dir = staging.path().to_path_buf();
     tracing::info!(source = %redact_url(&dir_url), staging = %dir.display(), "staging a directory-format dump");
 
     let mut size = fetch_file(client, &dir_url, "toc.dat", &dir, policy).await?;
     let toc = tokio::fs::read(dir.join("toc.dat"))
         .await
-        .map_err(|e| SourceError::Staging {
-            what: format!("{display}toc.dat"),
-            source: e,
-        })?;
+        .map_err(|e| SourceError::Staging { what: format!("{display}toc.dat"), source: e })?;
     let unreadable = |e: crate::archive::ArchiveError| SourceError::NoDump {
         what: display.clone(),
         detail: format!("its toc.dat cannot be read: {e}"),
@@ -292,25 +221,14 @@ async fn stage_directory(
     }
     for blobs_toc in &layout.blob_tocs {
         size += fetch_file(client, &dir_url, blobs_toc, &dir, policy).await?;
-        let listed =
-            tokio::fs::read(dir.join(blobs_toc))
-                .await
-                .map_err(|e| SourceError::Staging {
-                    what: format!("{display}{blobs_toc}"),
-                    source: e,
-                })?;
-        for name in
-            crate::archive::large_object_files(&listed, &layout.header).map_err(unreadable)?
-        {
+        let listed = tokio::fs::read(dir.join(blobs_toc))
+            .await
+            .map_err(|e| SourceError::Staging { what: format!("{display}{blobs_toc}"), source: e })?;
+        for name in crate::archive::large_object_files(&listed, &layout.header).map_err(unreadable)? {
             size += fetch_file(client, &dir_url, &name, &dir, policy).await?;
         }
     }
-    Ok(Resolved::Directory {
-        path: dir,
-        display,
-        size: Some(size),
-        staging: Some(staging),
-    })
+    Ok(Resolved::Directory { path: dir, display, size: Some(size), staging: Some(staging) })
 }
 
 /// Downloads `name` (a plain file name, checked by the archive reader) next to `dir_url`.
@@ -321,12 +239,9 @@ async fn fetch_file(
     dir: &Path,
     policy: Policy,
 ) -> Result<u64, SourceError> {
-    let mut file_url = dir_url.join(name).map_err(|e| {
-        SourceError::Invalid(format!(
-            "cannot name {name} under {}: {e}",
-            redact_url(dir_url)
-        ))
-    })?;
+    let mut file_url = dir_url
+        .join(name)
+        .map_err(|e| SourceError::Invalid(format!("cannot name {name} under {}: {e}", redact_url(dir_url))))?;
     file_url.set_query(dir_url.query());
     let opener = client.opener(file_url);
     let what = opener.what.clone();
@@ -347,25 +262,16 @@ mod tests {
             ..Default::default()
         };
         let e = Client::new(&opts).err().unwrap();
-        assert_eq!(
-            e.to_string(),
-            "invalid source option: \"Bad Name\" is not a valid HTTP header name"
-        );
+        assert_eq!(e.to_string(), "invalid source option: \"Bad Name\" is not a valid HTTP header name");
         let opts = SourceOptions {
             http: super::super::HttpOptions {
-                headers: vec![(
-                    "Authorization".into(),
-                    "Bearer hunter2\r\nX-Injected: 1".into(),
-                )],
+                headers: vec![("Authorization".into(), "Bearer hunter2\r\nX-Injected: 1".into())],
                 ca_file: None,
             },
             ..Default::default()
         };
         let e = Client::new(&opts).err().unwrap();
-        assert_eq!(
-            e.to_string(),
-            "invalid source option: the value given for HTTP header authorization is not valid"
-        );
+        assert_eq!(e.to_string(), "invalid source option: the value given for HTTP header authorization is not valid");
         assert!(!format!("{e} {e:?}").contains("hunter2"));
     }
 
@@ -373,10 +279,7 @@ mod tests {
     fn validators() {
         let mut h = HeaderMap::new();
         h.insert(header::ETAG, HeaderValue::from_static("W/\"weak\""));
-        h.insert(
-            header::LAST_MODIFIED,
-            HeaderValue::from_static("Tue, 15 Nov 1994 12:45:26 GMT"),
-        );
+        h.insert(header::LAST_MODIFIED, HeaderValue::from_static("Tue, 15 Nov 1994 12:45:26 GMT"));
         assert_eq!(validator_of(&h).unwrap(), "Tue, 15 Nov 1994 12:45:26 GMT");
         h.insert(header::ETAG, HeaderValue::from_static("\"strong\""));
         assert_eq!(validator_of(&h).unwrap(), "\"strong\"");
@@ -385,18 +288,11 @@ mod tests {
     #[tokio::test]
     async fn a_missing_ca_file_is_an_option_error() {
         let opts = SourceOptions {
-            http: super::super::HttpOptions {
-                headers: vec![],
-                ca_file: Some("/nonexistent/ca.pem".into()),
-            },
+            http: super::super::HttpOptions { headers: vec![], ca_file: Some("/nonexistent/ca.pem".into()) },
             ..Default::default()
         };
         let e = Client::new(&opts).err().unwrap();
         assert_eq!(e.reason(), "InvalidSourceOptions");
-        assert!(
-            e.to_string()
-                .starts_with("invalid source option: cannot read the CA file /nonexistent/ca.pem"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("invalid source option: cannot read the CA file /nonexistent/ca.pem"), "{e}");
     }
 }

@@ -65,11 +65,7 @@ fn parse_stamp(s: &str) -> Option<KubegresTimestamp> {
     }
     let num = |from: usize, len: usize| -> Option<u16> {
         let part = &s[from..from + len];
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
     };
     let t = KubegresTimestamp {
         day: num(0, 2)? as u8,
@@ -79,11 +75,8 @@ fn parse_stamp(s: &str) -> Option<KubegresTimestamp> {
         minute: num(14, 2)? as u8,
         second: num(17, 2)? as u8,
     };
-    let valid = (1..=12).contains(&t.month)
-        && (1..=31).contains(&t.day)
-        && t.hour < 24
-        && t.minute < 60
-        && t.second <= 60;
+    let valid =
+        (1..=12).contains(&t.month) && (1..=31).contains(&t.day) && t.hour < 24 && t.minute < 60 && t.second <= 60;
     valid.then_some(t)
 }
 
@@ -95,27 +88,14 @@ pub fn is_hidden(name: &str) -> bool {
 /// The index of the newest candidate by the rule in the module docs, or
 /// `None` when no candidate is left after dropping hidden names.
 pub fn pick_latest(candidates: &[Candidate]) -> Option<usize> {
-    let visible = || {
-        candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !is_hidden(&c.name))
-    };
+    let visible = || candidates.iter().enumerate().filter(|(_, c)| !is_hidden(&c.name));
     let stamped = visible().filter_map(|(i, c)| kubegres_timestamp(&c.name).map(|t| (i, c, t)));
     if let Some((i, _, _)) = stamped.max_by(|(_, a, ta), (_, b, tb)| {
-        ta.cmp(tb)
-            .then_with(|| a.modified.cmp(&b.modified))
-            .then_with(|| a.name.cmp(&b.name))
+        ta.cmp(tb).then_with(|| a.modified.cmp(&b.modified)).then_with(|| a.name.cmp(&b.name))
     }) {
         return Some(i);
     }
-    visible()
-        .max_by(|(_, a), (_, b)| {
-            a.modified
-                .cmp(&b.modified)
-                .then_with(|| a.name.cmp(&b.name))
-        })
-        .map(|(i, _)| i)
+    visible().max_by(|(_, a), (_, b)| a.modified.cmp(&b.modified).then_with(|| a.name.cmp(&b.name))).map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -128,10 +108,7 @@ mod tests {
     }
 
     fn c(name: &str, modified: Option<SystemTime>) -> Candidate {
-        Candidate {
-            name: name.to_string(),
-            modified,
-        }
+        Candidate { name: name.to_string(), modified }
     }
 
     fn pick(cands: &[Candidate]) -> Option<&str> {
@@ -142,14 +119,7 @@ mod tests {
     fn parses_kubegres_names() {
         assert_eq!(
             kubegres_timestamp("mypostgres-backup-31_12_2023_23_59_58.gz"),
-            Some(KubegresTimestamp {
-                year: 2023,
-                month: 12,
-                day: 31,
-                hour: 23,
-                minute: 59,
-                second: 58
-            })
+            Some(KubegresTimestamp { year: 2023, month: 12, day: 31, hour: 23, minute: 59, second: 58 })
         );
         assert!(kubegres_timestamp("my-backup-db-backup-01_02_2024_03_04_05.gz").is_some());
         assert!(kubegres_timestamp("pg-backup-01_02_2024_03_04_05").is_some());
@@ -205,17 +175,9 @@ mod tests {
 
     #[test]
     fn other_names_go_by_mtime_then_name() {
-        let cands = vec![
-            c("b.sql.gz", at(10)),
-            c("z.sql.gz", at(5)),
-            c("a.dump", at(20)),
-        ];
+        let cands = vec![c("b.sql.gz", at(10)), c("z.sql.gz", at(5)), c("a.dump", at(20))];
         assert_eq!(pick(&cands), Some("a.dump"));
-        let cands = vec![
-            c("b.sql.gz", at(10)),
-            c("c.sql.gz", at(10)),
-            c("a.sql.gz", at(10)),
-        ];
+        let cands = vec![c("b.sql.gz", at(10)), c("c.sql.gz", at(10)), c("a.sql.gz", at(10))];
         assert_eq!(pick(&cands), Some("c.sql.gz"));
         // Unknown times sort first.
         let cands = vec![c("z.sql", None), c("a.sql", at(1))];
@@ -224,19 +186,13 @@ mod tests {
 
     #[test]
     fn same_timestamp_goes_by_mtime() {
-        let cands = vec![
-            c("a-backup-01_01_2024_00_00_00.gz", at(2)),
-            c("b-backup-01_01_2024_00_00_00.gz", at(1)),
-        ];
+        let cands = vec![c("a-backup-01_01_2024_00_00_00.gz", at(2)), c("b-backup-01_01_2024_00_00_00.gz", at(1))];
         assert_eq!(pick(&cands), Some("a-backup-01_01_2024_00_00_00.gz"));
     }
 
     #[test]
     fn hidden_names_are_ignored_and_empty_means_none() {
-        let cands = vec![
-            c(".pg-backup-01_01_2030_00_00_00.gz", at(100)),
-            c("old.sql", at(1)),
-        ];
+        let cands = vec![c(".pg-backup-01_01_2030_00_00_00.gz", at(100)), c("old.sql", at(1))];
         assert_eq!(pick(&cands), Some("old.sql"));
         assert_eq!(pick(&[c(".hidden", at(1))]), None);
         assert_eq!(pick(&[]), None);

@@ -63,9 +63,8 @@ impl SourceLocation {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "file" => {
-                let url = url::Url::parse(s).map_err(|e| {
-                    SourceError::Invalid(format!("the file:// URL cannot be parsed: {e}"))
-                })?;
+                let url = url::Url::parse(s)
+                    .map_err(|e| SourceError::Invalid(format!("the file:// URL cannot be parsed: {e}")))?;
                 let path = url.to_file_path().map_err(|()| {
                     SourceError::Invalid(
                         "the file:// URL does not name a local absolute path (use file:///path or file://localhost/path)"
@@ -77,30 +76,21 @@ impl SourceLocation {
             "s3" => {
                 let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(SourceError::Invalid(
-                        "the s3:// URL names no bucket (use s3://bucket/key)".into(),
-                    ));
+                    return Err(SourceError::Invalid("the s3:// URL names no bucket (use s3://bucket/key)".into()));
                 }
-                if bucket.contains(['@', '?', '#', ':']) || bucket.chars().any(char::is_whitespace)
-                {
+                if bucket.contains(['@', '?', '#', ':']) || bucket.chars().any(char::is_whitespace) {
                     return Err(SourceError::Invalid(
                         "the s3:// URL has an invalid bucket name (use s3://bucket/key; credentials come from the AWS environment)"
                             .into(),
                     ));
                 }
-                Ok(SourceLocation::S3 {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                })
+                Ok(SourceLocation::S3 { bucket: bucket.to_string(), key: key.to_string() })
             }
             "http" | "https" => {
-                let url = url::Url::parse(s).map_err(|e| {
-                    SourceError::Invalid(format!("the {scheme}:// URL cannot be parsed: {e}"))
-                })?;
+                let url = url::Url::parse(s)
+                    .map_err(|e| SourceError::Invalid(format!("the {scheme}:// URL cannot be parsed: {e}")))?;
                 if url.host_str().is_none_or(str::is_empty) {
-                    return Err(SourceError::Invalid(format!(
-                        "the {scheme}:// URL names no host"
-                    )));
+                    return Err(SourceError::Invalid(format!("the {scheme}:// URL names no host")));
                 }
                 Ok(SourceLocation::Http(url))
             }
@@ -132,8 +122,7 @@ fn split_scheme(s: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = s.split_once("://")?;
     let mut chars = scheme.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-        .then_some((scheme, rest))
+    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))).then_some((scheme, rest))
 }
 
 /// `url` without credentials, query string or fragment.
@@ -184,10 +173,7 @@ impl fmt::Debug for S3Credentials {
         f.debug_struct("S3Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -204,10 +190,7 @@ pub struct HttpOptions {
 impl fmt::Debug for HttpOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("HttpOptions")
-            .field("header_names", &names)
-            .field("ca_file", &self.ca_file)
-            .finish()
+        f.debug_struct("HttpOptions").field("header_names", &names).field("ca_file", &self.ca_file).finish()
     }
 }
 
@@ -226,11 +209,7 @@ pub struct RetryOptions {
 
 impl Default for RetryOptions {
     fn default() -> Self {
-        RetryOptions {
-            attempts: 6,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-        }
+        RetryOptions { attempts: 6, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(10) }
     }
 }
 
@@ -277,28 +256,16 @@ pub enum Resolved {
     Stream(OpenedSource),
     /// A directory-format dump on local disk (staged into `staging` when remote;
     /// the directory lives as long as `staging`). `size` is the sum of its files.
-    Directory {
-        path: PathBuf,
-        display: String,
-        size: Option<u64>,
-        staging: Option<tempfile::TempDir>,
-    },
+    Directory { path: PathBuf, display: String, size: Option<u64>, staging: Option<tempfile::TempDir> },
 }
 
 impl fmt::Debug for Resolved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Resolved::Stream(s) => f
-                .debug_struct("Stream")
-                .field("display", &s.display)
-                .field("size", &s.size)
-                .finish_non_exhaustive(),
-            Resolved::Directory {
-                path,
-                display,
-                size,
-                staging,
-            } => f
+            Resolved::Stream(s) => {
+                f.debug_struct("Stream").field("display", &s.display).field("size", &s.size).finish_non_exhaustive()
+            }
+            Resolved::Directory { path, display, size, staging } => f
                 .debug_struct("Directory")
                 .field("path", path)
                 .field("display", display)
@@ -329,61 +296,34 @@ mod tests {
 
     #[test]
     fn parses_paths_and_file_urls() {
-        assert_eq!(
-            SourceLocation::parse("/backups/x.gz").unwrap(),
-            SourceLocation::File("/backups/x.gz".into())
-        );
-        assert_eq!(
-            SourceLocation::parse("rel/dir").unwrap(),
-            SourceLocation::File("rel/dir".into())
-        );
-        assert_eq!(
-            SourceLocation::parse("a:b").unwrap(),
-            SourceLocation::File("a:b".into())
-        );
+        assert_eq!(SourceLocation::parse("/backups/x.gz").unwrap(), SourceLocation::File("/backups/x.gz".into()));
+        assert_eq!(SourceLocation::parse("rel/dir").unwrap(), SourceLocation::File("rel/dir".into()));
+        assert_eq!(SourceLocation::parse("a:b").unwrap(), SourceLocation::File("a:b".into()));
         assert_eq!(
             SourceLocation::parse("file:///var/lib/backup/my%20db.gz").unwrap(),
             SourceLocation::File("/var/lib/backup/my db.gz".into())
         );
-        assert_eq!(
-            SourceLocation::parse("FILE://localhost/tmp/x").unwrap(),
-            SourceLocation::File("/tmp/x".into())
-        );
+        assert_eq!(SourceLocation::parse("FILE://localhost/tmp/x").unwrap(), SourceLocation::File("/tmp/x".into()));
         let e = SourceLocation::parse("file://otherhost/tmp/x").unwrap_err();
         assert_eq!(e.reason(), "InvalidSource");
-        assert_eq!(
-            SourceLocation::parse("").unwrap_err().reason(),
-            "InvalidSource"
-        );
+        assert_eq!(SourceLocation::parse("").unwrap_err().reason(), "InvalidSource");
     }
 
     #[test]
     fn parses_s3_verbatim() {
         assert_eq!(
             SourceLocation::parse("s3://bkt/dir/my file+1.gz").unwrap(),
-            SourceLocation::S3 {
-                bucket: "bkt".into(),
-                key: "dir/my file+1.gz".into()
-            }
+            SourceLocation::S3 { bucket: "bkt".into(), key: "dir/my file+1.gz".into() }
         );
         assert_eq!(
             SourceLocation::parse("s3://bkt").unwrap(),
-            SourceLocation::S3 {
-                bucket: "bkt".into(),
-                key: "".into()
-            }
+            SourceLocation::S3 { bucket: "bkt".into(), key: "".into() }
         );
         assert_eq!(
             SourceLocation::parse("S3://bkt/").unwrap(),
-            SourceLocation::S3 {
-                bucket: "bkt".into(),
-                key: "".into()
-            }
+            SourceLocation::S3 { bucket: "bkt".into(), key: "".into() }
         );
-        assert_eq!(
-            SourceLocation::parse("s3:///key").unwrap_err().reason(),
-            "InvalidSource"
-        );
+        assert_eq!(SourceLocation::parse("s3:///key").unwrap_err().reason(), "InvalidSource");
         let e = SourceLocation::parse("s3://AKIA:secret@bkt/key").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
     }
@@ -405,10 +345,8 @@ mod tests {
 
     #[test]
     fn display_hides_credentials_and_query() {
-        let loc = SourceLocation::parse(
-            "https://user:pa55@example.com:8443/d/x.gz?X-Amz-Signature=abc&t=1#frag",
-        )
-        .unwrap();
+        let loc =
+            SourceLocation::parse("https://user:pa55@example.com:8443/d/x.gz?X-Amz-Signature=abc&t=1#frag").unwrap();
         assert_eq!(loc.display(), "https://example.com:8443/d/x.gz");
         assert_eq!(loc.to_string(), "https://example.com:8443/d/x.gz");
         let loc = SourceLocation::parse("s3://b/k/x.gz").unwrap();
@@ -427,10 +365,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            http: HttpOptions {
-                headers: vec![("Authorization".into(), "Bearer hunter2".into())],
-                ca_file: None,
-            },
+            http: HttpOptions { headers: vec![("Authorization".into(), "Bearer hunter2".into())], ca_file: None },
             ..Default::default()
         };
         let dbg = format!("{opts:?}");

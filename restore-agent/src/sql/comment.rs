@@ -16,9 +16,7 @@ pub(super) fn parse(comment: &[u8]) -> Option<Event> {
         }
         _ => {}
     }
-    let rest = body
-        .strip_prefix("Name: ")
-        .or_else(|| body.strip_prefix("Data for Name: "))?;
+    let rest = body.strip_prefix("Name: ").or_else(|| body.strip_prefix("Data for Name: "))?;
     object(rest)
 }
 

@@ -81,11 +81,7 @@ impl CopyIn {
     }
 
     fn end(&mut self) -> Step {
-        Step::End {
-            last: self.chunk.split().freeze(),
-            rows: self.rows,
-            lines: self.rows + 1,
-        }
+        Step::End { last: self.chunk.split().freeze(), rows: self.rows, lines: self.rows + 1 }
     }
 
     /// Read until a chunk is full or the block ends.

@@ -156,10 +156,7 @@ impl Lexer {
     /// Forget the current statement after its `;` and return what we learnt
     /// (take [`Lexer::escapes`] first).
     pub fn finish_statement(&mut self) -> Facts {
-        let facts = Facts {
-            first: self.first.unwrap_or(FirstWord::Other),
-            from_stdin: self.from_stdin,
-        };
+        let facts = Facts { first: self.first.unwrap_or(FirstWord::Other), from_stdin: self.from_stdin };
         self.started = false;
         self.paren_depth = 0;
         self.begin_depth = 0;
@@ -299,11 +296,7 @@ impl Lexer {
         match c {
             b'\'' => {
                 self.other_token();
-                self.state = State::Quote(if self.std_strings {
-                    Quote::Standard
-                } else {
-                    Quote::Escape
-                });
+                self.state = State::Quote(if self.std_strings { Quote::Standard } else { Quote::Escape });
                 i + 1
             }
             b'"' => {
@@ -412,21 +405,14 @@ impl Lexer {
         if self.ident_count == 0 {
             self.idents = [0; 4];
         }
-        let routine_word =
-            is("create") || is("function") || is("procedure") || is("or") || is("replace");
-        if let Some(slot) = self
-            .idents
-            .get_mut(self.ident_count as usize)
-            .filter(|_| routine_word)
-        {
+        let routine_word = is("create") || is("function") || is("procedure") || is("or") || is("replace");
+        if let Some(slot) = self.idents.get_mut(self.ident_count as usize).filter(|_| routine_word) {
             *slot = w[0].to_ascii_lowercase();
         }
         self.ident_count = self.ident_count.saturating_add(1);
         let id = self.idents;
         let create_routine = id[0] == b'c'
-            && (id[1] == b'f'
-                || id[1] == b'p'
-                || (id[1] == b'o' && id[2] == b'r' && (id[3] == b'f' || id[3] == b'p')));
+            && (id[1] == b'f' || id[1] == b'p' || (id[1] == b'o' && id[2] == b'r' && (id[3] == b'f' || id[3] == b'p')));
         if create_routine && self.paren_depth == 0 {
             if is("begin") {
                 self.begin_depth += 1;
@@ -466,10 +452,8 @@ impl Lexer {
 /// it is about that setting.
 pub(super) fn standard_conforming_strings(sql: &str) -> Option<bool> {
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| c.is_ascii_whitespace() || c == '=')
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> =
+        lower.split(|c: char| c.is_ascii_whitespace() || c == '=').filter(|w| !w.is_empty()).collect();
     match words.as_slice() {
         ["reset", "all" | "standard_conforming_strings"] => Some(true),
         ["set", rest @ ..] => {

@@ -25,10 +25,7 @@ pub(super) enum Meta {
 /// The command name after the backslash at `text[0]`, and the index after it:
 /// psql takes everything up to whitespace or the next backslash.
 pub(super) fn command_name(text: &[u8]) -> (&[u8], usize) {
-    let end = text[1..]
-        .iter()
-        .position(|&b| is_space(b) || b == b'\\')
-        .map_or(text.len(), |k| k + 1);
+    let end = text[1..].iter().position(|&b| is_space(b) || b == b'\\').map_or(text.len(), |k| k + 1);
     (&text[1..end], end)
 }
 
@@ -42,23 +39,14 @@ pub(super) fn parse(name: &[u8], text: &[u8], pos: usize) -> Result<Option<(Meta
         b"c" | b"connect" => Meta::Connect(connect(&mut args)?),
         b"encoding" => Meta::Encoding(args.next(Mode::Normal, false)?.map(|a| a.value)),
         b"restrict" | b"unrestrict" => {
-            let key = args
-                .next(Mode::Normal, false)?
-                .ok_or_else(|| "the key argument is missing".to_string())?;
-            if name == b"restrict" {
-                Meta::Restrict(key.value)
-            } else {
-                Meta::Unrestrict(key.value)
-            }
+            let key = args.next(Mode::Normal, false)?.ok_or_else(|| "the key argument is missing".to_string())?;
+            if name == b"restrict" { Meta::Restrict(key.value) } else { Meta::Unrestrict(key.value) }
         }
         b"." => Meta::EndOfData,
         _ => return Ok(None),
     };
     if let Some(extra) = args.next(Mode::Normal, false)? {
-        return Err(format!(
-            "unexpected extra argument \"{}\"",
-            String::from_utf8_lossy(&extra.value)
-        ));
+        return Err(format!("unexpected extra argument \"{}\"", String::from_utf8_lossy(&extra.value)));
     }
     Ok(Some((meta, args.pos)))
 }
@@ -259,11 +247,7 @@ fn connect(args: &mut Args<'_>) -> Result<Vec<u8>, String> {
         }
     }
     let db = first.ok_or_else(|| "a database name is required".to_string())?;
-    if is_connection_string(&db) {
-        conninfo_dbname(&db)
-    } else {
-        Ok(db)
-    }
+    if is_connection_string(&db) { conninfo_dbname(&db) } else { Ok(db) }
 }
 
 /// psql's ParseVariableBool.
@@ -307,9 +291,7 @@ fn conninfo_dbname(s: &[u8]) -> Result<Vec<u8>, String> {
             i += 1;
         }
         if s.get(i) != Some(&b'=') {
-            return Err(format!(
-                "missing \"=\" after \"{key}\" in the connection string"
-            ));
+            return Err(format!("missing \"=\" after \"{key}\" in the connection string"));
         }
         i += 1;
         while i < s.len() && s[i].is_ascii_whitespace() {

@@ -33,11 +33,7 @@ pub enum Event {
     Encoding { name: String, line: u64 },
     /// A pg_dump object header comment: `-- Name: film; Type: TABLE; Schema: public; Owner: postgres`
     /// (also `-- Data for Name: ...`).
-    Object {
-        name: String,
-        kind: String,
-        schema: Option<String>,
-    },
+    Object { name: String, kind: String, schema: Option<String> },
     /// The trailer comment `-- PostgreSQL database dump complete` (`cluster == false`) or
     /// `-- PostgreSQL database cluster dump complete` (`cluster == true`).
     DumpComplete { cluster: bool },
@@ -57,11 +53,7 @@ pub enum SplitError {
     RestrictedMetaCommand { command: String, line: u64 },
     /// A supported meta-command used in a way the native engine cannot follow.
     #[error("psql meta-command \\{command} at line {line} is not usable: {problem}")]
-    InvalidMetaCommand {
-        command: String,
-        line: u64,
-        problem: String,
-    },
+    InvalidMetaCommand { command: String, line: u64, problem: String },
     /// A statement or meta-command that is not valid UTF-8.
     #[error(
         "line {line} is not valid UTF-8; the native engine only restores UTF-8 dumps \
@@ -69,10 +61,10 @@ pub enum SplitError {
     )]
     UnsupportedEncoding { line: u64 },
     /// The input ends in the middle of a statement, quote or comment.
-    #[error("the dump ends inside a statement that starts at line {line}")]
+    #[error("the dump is truncated: it ends inside a statement that starts at line {line}")]
     TruncatedStatement { line: u64 },
     /// The input ends before the `\.` line of a COPY block.
-    #[error("the dump ends inside the data of the COPY statement at line {line} (no \\. line)")]
+    #[error("the dump is truncated: it ends inside the data of the COPY statement at line {line} (no \\. line)")]
     TruncatedCopy { line: u64 },
     /// Reading the (decompressed) dump failed; the source may be a decompression error.
     #[error("I/O error reading the dump: {0}")]
@@ -87,9 +79,7 @@ impl SplitError {
             SplitError::RestrictedMetaCommand { .. } => "RestrictedMetaCommand",
             SplitError::InvalidMetaCommand { .. } => "InvalidMetaCommand",
             SplitError::UnsupportedEncoding { .. } => "UnsupportedEncoding",
-            SplitError::TruncatedStatement { .. } | SplitError::TruncatedCopy { .. } => {
-                "TruncatedDump"
-            }
+            SplitError::TruncatedStatement { .. } | SplitError::TruncatedCopy { .. } => "TruncatedDump",
             SplitError::Io(_) => "SourceReadError",
         }
     }
@@ -230,9 +220,7 @@ impl<R: BufRead> Splitter<R> {
     fn end_of_input(&mut self) -> Result<Option<Event>, SplitError> {
         self.done = true;
         if self.lexer.started() {
-            return Err(SplitError::TruncatedStatement {
-                line: self.stmt_line,
-            });
+            return Err(SplitError::TruncatedStatement { line: self.stmt_line });
         }
         if self.lexer.in_literal_or_comment() {
             let line = self.pending_line.unwrap_or(self.line_no);
@@ -261,8 +249,7 @@ impl<R: BufRead> Splitter<R> {
                     self.pending_line = None;
                 }
                 Stop::Comment(i) => {
-                    let end =
-                        memchr2(b'\n', b'\r', &self.buf[i..]).map_or(self.buf.len(), |k| i + k);
+                    let end = memchr2(b'\n', b'\r', &self.buf[i..]).map_or(self.buf.len(), |k| i + k);
                     self.pos = end;
                     if let Some(ev) = comment::parse(&self.buf[i..end]) {
                         return Ok(Some(ev));
@@ -335,18 +322,11 @@ impl<R: BufRead> Splitter<R> {
         if self.restrict_key.is_some() && name != b"unrestrict" {
             return Err(SplitError::RestrictedMetaCommand { command, line });
         }
-        let invalid = |problem: String| SplitError::InvalidMetaCommand {
-            command: command.clone(),
-            line,
-            problem,
-        };
+        let invalid = |problem: String| SplitError::InvalidMetaCommand { command: command.clone(), line, problem };
         let (meta, end) = match meta::parse(name, text, name_end).map_err(invalid)? {
             Some(parsed) => parsed,
             None => {
-                return Err(SplitError::UnknownMetaCommand {
-                    command: command.clone(),
-                    line,
-                });
+                return Err(SplitError::UnknownMetaCommand { command: command.clone(), line });
             }
         };
         // `\\` after a command separates it from SQL on the same line.
@@ -354,21 +334,14 @@ impl<R: BufRead> Splitter<R> {
         if self.buf[self.pos..].starts_with(b"\\\\") {
             self.pos += 2;
         }
-        let utf8 =
-            |b: Vec<u8>| String::from_utf8(b).map_err(|_| SplitError::UnsupportedEncoding { line });
+        let utf8 = |b: Vec<u8>| String::from_utf8(b).map_err(|_| SplitError::UnsupportedEncoding { line });
         Ok(match meta {
             Meta::Connect(db) => {
                 // A new session starts with the server's default.
                 self.lexer.std_strings = true;
-                Some(Event::Connect {
-                    dbname: utf8(db)?,
-                    line,
-                })
+                Some(Event::Connect { dbname: utf8(db)?, line })
             }
-            Meta::Encoding(Some(name)) => Some(Event::Encoding {
-                name: utf8(name)?,
-                line,
-            }),
+            Meta::Encoding(Some(name)) => Some(Event::Encoding { name: utf8(name)?, line }),
             Meta::Encoding(None) | Meta::EndOfData => None,
             Meta::Restrict(key) => {
                 self.restrict_key = Some(key);
@@ -378,9 +351,7 @@ impl<R: BufRead> Splitter<R> {
                 Some(k) if k == key => None,
                 Some(k) => {
                     self.restrict_key = Some(k);
-                    return Err(invalid(
-                        "the key differs from the one given to \\restrict".into(),
-                    ));
+                    return Err(invalid("the key differs from the one given to \\restrict".into()));
                 }
                 None => return Err(invalid("there is no \\restrict in force".into())),
             },

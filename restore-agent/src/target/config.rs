@@ -82,7 +82,10 @@ impl TargetConfig {
     /// Builds the settings from an optional URL and an environment lookup
     /// (`std::env::var` in the binary, a map in tests). As with libpq, what the
     /// URL says wins over the environment.
-    pub fn from_url_and_env(url: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<TargetConfig, TargetError> {
+    pub fn from_url_and_env(
+        url: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<TargetConfig, TargetError> {
         let env_nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
         let mut host = None;
         let mut port = None;
@@ -95,7 +98,8 @@ impl TargetConfig {
         let mut timeout = None;
 
         if let Some(raw) = url.filter(|u| !u.trim().is_empty()) {
-            let u = Url::parse(raw).map_err(|e| TargetError::Config(format!("target is not a postgres:// URL ({e})")))?;
+            let u =
+                Url::parse(raw).map_err(|e| TargetError::Config(format!("target is not a postgres:// URL ({e})")))?;
             if u.scheme() != "postgres" && u.scheme() != "postgresql" {
                 return Err(TargetError::Config(format!(
                     "target URL scheme must be postgres:// or postgresql://, not {}://",
@@ -133,7 +137,12 @@ impl TargetConfig {
                     "application_name" => app = Some(v),
                     "connect_timeout" => timeout = Some(parse_timeout(&v)?),
                     // Accepted and ignored: they do not change how the agent connects.
-                    "options" | "target_session_attrs" | "keepalives" | "keepalives_idle" | "gssencmode" | "channel_binding" => {}
+                    "options"
+                    | "target_session_attrs"
+                    | "keepalives"
+                    | "keepalives_idle"
+                    | "gssencmode"
+                    | "channel_binding" => {}
                     other => return Err(TargetError::Config(format!("unsupported target URL parameter \"{other}\""))),
                 }
             }

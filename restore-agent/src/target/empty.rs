@@ -75,7 +75,9 @@ pub async fn check_cluster_empty(client: &Client, connected_db: &str) -> Result<
         .map_err(|e| TargetError::Sql(super::SqlFailure::from_pg(&e, "(emptiness check)", None, Some(connected_db))))?;
     if !rows.is_empty() {
         let names: Vec<String> = rows.iter().map(|r| format!("\"{}\"", r.get::<_, String>(0))).collect();
-        return Err(TargetError::NotEmpty { what: format!("the cluster already has user databases: {}", names.join(", ")) });
+        return Err(TargetError::NotEmpty {
+            what: format!("the cluster already has user databases: {}", names.join(", ")),
+        });
     }
     check_database_empty(client, connected_db).await
 }

@@ -28,17 +28,12 @@ pub fn connector(mode: SslMode, rootcert: Option<&str>) -> Result<MakeRustlsConn
                     .map_err(|e| TargetError::Config(format!("cannot read sslrootcert {path}: {e}")))?;
                 for cert in certs {
                     let cert = cert.map_err(|e| TargetError::Config(format!("invalid certificate in {path}: {e}")))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| TargetError::Config(format!("invalid certificate in {path}: {e}")))?;
+                    roots.add(cert).map_err(|e| TargetError::Config(format!("invalid certificate in {path}: {e}")))?;
                 }
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth(),
+        _ => builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth(),
     };
     Ok(MakeRustlsConnect::new(config))
 }

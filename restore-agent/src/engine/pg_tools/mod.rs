@@ -132,7 +132,8 @@ pub fn restore_archive_stream(
     tracker: &Tracker,
     finish_check: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<PgToolsReport, Error> {
-    let mut args = vec!["--verbose".to_string(), format!("--dbname={}", conninfo_dbname(&target.dbname)), "--no-password".into()];
+    let mut args =
+        vec!["--verbose".to_string(), format!("--dbname={}", conninfo_dbname(&target.dbname)), "--no-password".into()];
     if opts.on_error == OnError::Stop {
         args.push("--exit-on-error".into());
     }
@@ -145,8 +146,14 @@ pub fn restore_archive_stream(
 }
 
 /// Restores a directory-format dump with `pg_restore --jobs`.
-pub fn restore_directory(path: &Path, target: &TargetConfig, opts: &PgToolsOptions, tracker: &Tracker) -> Result<PgToolsReport, Error> {
-    let toc = std::fs::read(path.join("toc.dat")).ok().and_then(|bytes| archive::read_header_and_toc(&mut &bytes[..]).ok());
+pub fn restore_directory(
+    path: &Path,
+    target: &TargetConfig,
+    opts: &PgToolsOptions,
+    tracker: &Tracker,
+) -> Result<PgToolsReport, Error> {
+    let toc =
+        std::fs::read(path.join("toc.dat")).ok().and_then(|bytes| archive::read_header_and_toc(&mut &bytes[..]).ok());
     let jobs = opts.jobs.max(1);
     let mut args = vec![
         "--verbose".to_string(),
@@ -224,4 +231,3 @@ fn conninfo_dbname(dbname: &str) -> String {
 
 #[cfg(test)]
 mod tests;
-

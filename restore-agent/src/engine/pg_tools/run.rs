@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::PgToolsReport;
-use super::logs::ToolLog;
 pub(super) use super::logs::Tool;
+use super::logs::ToolLog;
 use super::plain_tee::PlainProgress;
 use crate::archive::{ArchiveProgress, TocEntry};
 use crate::engine::OnError;

@@ -59,7 +59,9 @@ fn the_installed_pg_restore_is_checked_against_the_archive() {
             assert!(major < 17);
             assert_eq!(
                 e.to_string(),
-                format!("pg_restore {version} cannot read archive format 1.16 (written by pg_dump 17.2); install pg_restore 17 or newer")
+                format!(
+                    "pg_restore {version} cannot read archive format 1.16 (written by pg_dump 17.2); install pg_restore 17 or newer"
+                )
             );
             assert_eq!(Error::from(e).exit_code(), proto::ExitCode::Tooling);
         }
@@ -204,7 +206,8 @@ fn reader_errors_keep_their_meaning() {
     let tracker = Tracker::detached();
     let mut child = cat_into(&dir.path().join("f"));
     let mut sink = Sink::new(child.stdin.take().unwrap());
-    let err = feed(&mut sink, &mut FailingReader(300_000), &tracker, &mut HoldFrom(None, 0), &mut || Ok(())).unwrap_err();
+    let err =
+        feed(&mut sink, &mut FailingReader(300_000), &tracker, &mut HoldFrom(None, 0), &mut || Ok(())).unwrap_err();
     assert_eq!(err.reason(), "TruncatedDump");
     assert!(matches!(err, Error::Dump(DumpError::Decompress(_))), "{err:?}");
     child.kill().unwrap();

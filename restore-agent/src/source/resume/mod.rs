@@ -79,11 +79,7 @@ struct Retrier {
 
 impl Retrier {
     fn new(policy: Policy) -> Retrier {
-        Retrier {
-            policy,
-            backoff: policy.backoff(),
-            attempts: 1,
-        }
+        Retrier { policy, backoff: policy.backoff(), attempts: 1 }
     }
 
     /// Bytes flowed: the next failure starts a fresh count.
@@ -113,10 +109,7 @@ impl Retrier {
                 self.attempts += 1;
                 Ok(())
             }
-            None if self.attempts > 1 => Err(SourceError::GaveUp {
-                attempts: self.attempts,
-                last: Box::new(e),
-            }),
+            None if self.attempts > 1 => Err(SourceError::GaveUp { attempts: self.attempts, last: Box::new(e) }),
             None => Err(e),
         }
     }
@@ -133,11 +126,9 @@ async fn open_with_retries<O: RangeOpen>(
         let idle = retrier.policy.idle_timeout;
         let res = match tokio::time::timeout(idle, opener.open(offset)).await {
             Ok(res) => res,
-            Err(_) => Err(SourceError::Timeout {
-                what: what.to_string(),
-                stage: "waiting for the response",
-                after: idle,
-            }),
+            Err(_) => {
+                Err(SourceError::Timeout { what: what.to_string(), stage: "waiting for the response", after: idle })
+            }
         };
         match res {
             Ok(body) => return Ok(body),
@@ -147,11 +138,7 @@ async fn open_with_retries<O: RangeOpen>(
 }
 
 /// Runs a request (a listing, a HEAD) with the same retries and timeout as opening a stream.
-pub(crate) async fn with_retries<T, F, Fut>(
-    policy: Policy,
-    what: &str,
-    mut request: F,
-) -> Result<T, SourceError>
+pub(crate) async fn with_retries<T, F, Fut>(policy: Policy, what: &str, mut request: F) -> Result<T, SourceError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SourceError>>,
@@ -161,11 +148,9 @@ where
         let idle = policy.idle_timeout;
         let res = match tokio::time::timeout(idle, request()).await {
             Ok(res) => res,
-            Err(_) => Err(SourceError::Timeout {
-                what: what.to_string(),
-                stage: "waiting for the response",
-                after: idle,
-            }),
+            Err(_) => {
+                Err(SourceError::Timeout { what: what.to_string(), stage: "waiting for the response", after: idle })
+            }
         };
         match res {
             Ok(v) => return Ok(v),
@@ -184,15 +169,7 @@ pub(crate) async fn open_resumable<O: RangeOpen>(
     let mut retrier = Retrier::new(policy);
     let first = open_with_retries(&opener, 0, &what, &mut retrier).await?;
     let total = first.total;
-    let state = State {
-        opener,
-        what,
-        retrier,
-        offset: 0,
-        total,
-        body: Some(first.body),
-        done: false,
-    };
+    let state = State { opener, what, retrier, offset: 0, total, body: Some(first.body), done: false };
     let stream = futures::stream::unfold(state, next_chunk);
     Ok((Box::pin(StreamReader::new(stream)), total))
 }
@@ -224,14 +201,9 @@ async fn next_chunk<O: RangeOpen>(mut st: State<O>) -> Option<(io::Result<Bytes>
             tracing::info!(source = %st.what, offset = st.offset, "resuming the source with a Range request");
             match open_with_retries(&st.opener, st.offset, &st.what, &mut st.retrier).await {
                 Ok(resumed) => {
-                    if let (Some(before), Some(now)) =
-                        (st.total, resumed.total.filter(|now| Some(*now) != st.total))
-                    {
+                    if let (Some(before), Some(now)) = (st.total, resumed.total.filter(|now| Some(*now) != st.total)) {
                         let detail = format!("its size was {before} bytes and is now {now}");
-                        let e = SourceError::Changed {
-                            what: st.what.clone(),
-                            detail,
-                        };
+                        let e = SourceError::Changed { what: st.what.clone(), detail };
                         return st.fail(e);
                     }
                     st.total = st.total.or(resumed.total);
@@ -249,12 +221,8 @@ async fn next_chunk<O: RangeOpen>(mut st: State<O>) -> Option<(io::Result<Bytes>
                 }
                 st.offset += chunk.len() as u64;
                 if let Some(total) = st.total.filter(|total| st.offset > *total) {
-                    let detail =
-                        format!("the server sent more than the {total} bytes it announced");
-                    let e = SourceError::Changed {
-                        what: st.what.clone(),
-                        detail,
-                    };
+                    let detail = format!("the server sent more than the {total} bytes it announced");
+                    let e = SourceError::Changed { what: st.what.clone(), detail };
                     return st.fail(e);
                 }
                 st.retrier.progressed();
@@ -271,11 +239,7 @@ async fn next_chunk<O: RangeOpen>(mut st: State<O>) -> Option<(io::Result<Bytes>
                 }
             },
             Ok(Some(Err(e))) => e,
-            Err(_) => SourceError::Timeout {
-                what: st.what.clone(),
-                stage: "reading the body",
-                after: idle,
-            },
+            Err(_) => SourceError::Timeout { what: st.what.clone(), stage: "reading the body", after: idle },
         };
         st.body = None;
         if let Err(e) = st.retrier.after_failure(&st.what, failure).await {
@@ -294,18 +258,12 @@ pub(crate) async fn download<O: RangeOpen>(
 ) -> Result<u64, SourceError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut reader, _) = open_resumable(opener, what.clone(), policy).await?;
-    let staging = |e: io::Error| SourceError::Staging {
-        what: what.clone(),
-        source: e,
-    };
+    let staging = |e: io::Error| SourceError::Staging { what: what.clone(), source: e };
     let mut file = tokio::fs::File::create(dest).await.map_err(staging)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut written = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| SourceError::from_stream_io(&what, e))?;
+        let n = reader.read(&mut buf).await.map_err(|e| SourceError::from_stream_io(&what, e))?;
         if n == 0 {
             break;
         }
@@ -335,17 +293,11 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 }
 
 /// Checks a ranged answer's `Content-Range` against the requested offset.
-pub(crate) fn check_range(
-    what: &str,
-    offset: u64,
-    content_range: Option<&str>,
-) -> Result<Option<u64>, SourceError> {
+pub(crate) fn check_range(what: &str, offset: u64, content_range: Option<&str>) -> Result<Option<u64>, SourceError> {
     let Some(value) = content_range else {
         return Err(SourceError::RangeNotHonoured {
             what: what.to_string(),
-            detail: format!(
-                "asked for bytes {offset}- and the partial answer has no Content-Range"
-            ),
+            detail: format!("asked for bytes {offset}- and the partial answer has no Content-Range"),
         });
     };
     match parse_content_range(value) {
@@ -356,9 +308,7 @@ pub(crate) fn check_range(
         }),
         None => Err(SourceError::RangeNotHonoured {
             what: what.to_string(),
-            detail: format!(
-                "asked for bytes {offset}- and got an unreadable Content-Range {value:?}"
-            ),
+            detail: format!("asked for bytes {offset}- and got an unreadable Content-Range {value:?}"),
         }),
     }
 }

@@ -9,10 +9,7 @@ use crate::source::error::chain;
 
 /// Maps an SDK error: missing -> NotFound, denied -> AccessDenied, a changed
 /// object -> Changed, network trouble -> Network (retried), else S3.
-pub(super) fn sdk_error<E>(
-    what: &str,
-    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> SourceError
+pub(super) fn sdk_error<E>(what: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -26,21 +23,14 @@ where
         SdkError::DispatchFailure(d) if d.is_user() => {
             SourceError::Options(format!("cannot send the request for {what}: {}", chain(&e)))
         }
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => SourceError::Network {
-            what: what.to_string(),
-            detail: chain(&e),
-        },
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => SourceError::Network {
-            what: what.to_string(),
-            detail: chain(&e),
-        },
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+            SourceError::Network { what: what.to_string(), detail: chain(&e) }
+        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            SourceError::Network { what: what.to_string(), detail: chain(&e) }
+        }
         // Credentials, signing, or a connector error of no known kind: another try would not help.
-        _ => SourceError::S3 {
-            what: what.to_string(),
-            status: None,
-            code: "RequestFailed".into(),
-            message: chain(&e),
-        },
+        _ => SourceError::S3 { what: what.to_string(), status: None, code: "RequestFailed".into(), message: chain(&e) },
     }
 }
 
@@ -60,27 +50,13 @@ pub(super) fn service_error(what: &str, status: u16, code: String, message: Stri
         | "InvalidToken"
         | "AllAccessDisabled"
         | "AccountProblem" => SourceError::AccessDenied { what, detail },
-        "PreconditionFailed" => SourceError::Changed {
-            what,
-            detail: format!("its ETag changed ({detail})"),
-        },
-        "InvalidRange" => SourceError::Changed {
-            what,
-            detail: format!("it is shorter than before ({detail})"),
-        },
+        "PreconditionFailed" => SourceError::Changed { what, detail: format!("its ETag changed ({detail})") },
+        "InvalidRange" => SourceError::Changed { what, detail: format!("it is shorter than before ({detail})") },
         _ => match status {
             404 => SourceError::NotFound { what, detail },
             401 | 403 => SourceError::AccessDenied { what, detail },
-            412 => SourceError::Changed {
-                what,
-                detail: format!("its ETag changed ({detail})"),
-            },
-            _ => SourceError::S3 {
-                what,
-                status: Some(status),
-                code,
-                message,
-            },
+            412 => SourceError::Changed { what, detail: format!("its ETag changed ({detail})") },
+            _ => SourceError::S3 { what, status: Some(status), code, message },
         },
     }
 }
@@ -91,32 +67,16 @@ mod tests {
 
     #[test]
     fn service_errors_map_to_clear_categories() {
-        let e = service_error(
-            "s3://b/k",
-            404,
-            "NoSuchKey".into(),
-            "The specified key does not exist.".into(),
-        );
-        assert_eq!(
-            e.to_string(),
-            "s3://b/k not found: NoSuchKey: The specified key does not exist."
-        );
+        let e = service_error("s3://b/k", 404, "NoSuchKey".into(), "The specified key does not exist.".into());
+        assert_eq!(e.to_string(), "s3://b/k not found: NoSuchKey: The specified key does not exist.");
         assert_eq!(e.reason(), "SourceNotFound");
         assert!(!e.is_transient());
-        assert_eq!(
-            service_error("s3://b/k", 404, "NoSuchBucket".into(), String::new()).reason(),
-            "SourceNotFound"
-        );
+        assert_eq!(service_error("s3://b/k", 404, "NoSuchBucket".into(), String::new()).reason(), "SourceNotFound");
         assert_eq!(
             service_error("s3://b/k", 404, String::new(), String::new()).to_string(),
             "s3://b/k not found: HTTP 404"
         );
-        let e = service_error(
-            "s3://b/k",
-            403,
-            "AccessDenied".into(),
-            "Access Denied".into(),
-        );
+        let e = service_error("s3://b/k", 403, "AccessDenied".into(), "Access Denied".into());
         assert_eq!(e.reason(), "SourceAccessDenied");
         assert!(!e.is_transient());
         assert_eq!(
@@ -127,16 +87,11 @@ mod tests {
         assert!(e.is_transient());
         let e = service_error("s3://b/k", 500, "InternalError".into(), "oops".into());
         assert!(e.is_transient());
-        assert_eq!(
-            e.to_string(),
-            "S3 error for s3://b/k: InternalError (HTTP 500): oops"
-        );
+        assert_eq!(e.to_string(), "S3 error for s3://b/k: InternalError (HTTP 500): oops");
         assert_eq!(
             service_error("s3://b/k", 412, "PreconditionFailed".into(), String::new()).reason(),
             "SourceChanged"
         );
-        assert!(
-            !service_error("s3://b/k", 400, "InvalidArgument".into(), String::new()).is_transient()
-        );
+        assert!(!service_error("s3://b/k", 400, "InvalidArgument".into(), String::new()).is_transient());
     }
 }

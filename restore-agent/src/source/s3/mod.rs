@@ -34,16 +34,8 @@ use super::latest::{self, Candidate};
 use super::resume::{self, Policy, RangeBody, RangeOpen};
 use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions, TOC_NAMES};
 
-pub(super) async fn resolve(
-    bucket: &str,
-    key: &str,
-    opts: &SourceOptions,
-) -> Result<Resolved, SourceError> {
-    let s3 = S3 {
-        client: client(opts).await?,
-        bucket: bucket.to_string(),
-        policy: Policy::from_options(opts),
-    };
+pub(super) async fn resolve(bucket: &str, key: &str, opts: &SourceOptions) -> Result<Resolved, SourceError> {
+    let s3 = S3 { client: client(opts).await?, bucket: bucket.to_string(), policy: Policy::from_options(opts) };
     if opts.pick == Pick::Latest {
         let prefix = folder(key);
         if s3.toc_of(&prefix).await?.is_some() {
@@ -83,11 +75,7 @@ pub(super) async fn resolve(
 
 /// `key` as a folder prefix: empty, or ending with `/`.
 fn folder(key: &str) -> String {
-    if key.is_empty() || key.ends_with('/') {
-        key.to_string()
-    } else {
-        format!("{key}/")
-    }
+    if key.is_empty() || key.ends_with('/') { key.to_string() } else { format!("{key}/") }
 }
 
 /// Builds the client: region, endpoint, path style, credentials; SDK retries off.
@@ -111,11 +99,7 @@ async fn client(opts: &SourceOptions) -> Result<aws_sdk_s3::Client, SourceError>
     let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
         .retry_config(RetryConfig::disabled())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(opts.idle_timeout)
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().connect_timeout(opts.idle_timeout).build())
         .force_path_style(s3.path_style);
     if let Some(endpoint) = &s3.endpoint {
         let url = url::Url::parse(endpoint)
@@ -164,26 +148,14 @@ impl S3 {
         let opener = self.opener(key);
         let display = opener.what.clone();
         let (reader, size) = resume::open_resumable(opener, display.clone(), self.policy).await?;
-        Ok(OpenedSource {
-            reader,
-            size,
-            display,
-        })
+        Ok(OpenedSource { reader, size, display })
     }
 
     /// Whether `prefix` holds a `toc.dat`: one HEAD, no retries, any error means no.
     async fn probe_toc(&self, prefix: &str) -> bool {
         let key = format!("{prefix}toc.dat");
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send();
-        matches!(
-            tokio::time::timeout(self.policy.idle_timeout, head).await,
-            Ok(Ok(_))
-        )
+        let head = self.client.head_object().bucket(&self.bucket).key(&key).send();
+        matches!(tokio::time::timeout(self.policy.idle_timeout, head).await, Ok(Ok(_)))
     }
 
     /// The modification time of the toc under `prefix` (a folder), if it is a directory-format dump.
@@ -192,26 +164,15 @@ impl S3 {
             let key = format!("{prefix}{name}");
             let what = self.url(&key);
             let head = resume::with_retries(self.policy, &what, || async {
-                self.client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))
+                self.client.head_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| sdk_error(&what, e))
             })
             .await;
             match head {
                 Ok(out) => {
-                    return Ok(Some(
-                        out.last_modified()
-                            .and_then(|t| SystemTime::try_from(*t).ok()),
-                    ));
+                    return Ok(Some(out.last_modified().and_then(|t| SystemTime::try_from(*t).ok())));
                 }
                 // Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key.
-                Err(SourceError::NotFound { detail, .. })
-                    if !detail.starts_with("NoSuchBucket") =>
-                {
+                Err(SourceError::NotFound { detail, .. }) if !detail.starts_with("NoSuchBucket") => {
                     continue;
                 }
                 Err(SourceError::AccessDenied { .. }) => continue,
@@ -222,22 +183,14 @@ impl S3 {
     }
 
     /// Objects and subfolders directly under `prefix` (or every object under it when `recursive`).
-    async fn list(
-        &self,
-        prefix: &str,
-        recursive: bool,
-    ) -> Result<(Vec<Listed>, Vec<String>), SourceError> {
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<(Vec<Listed>, Vec<String>), SourceError> {
         let what = self.url(prefix);
         let mut objects = Vec::new();
         let mut folders = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let page = resume::with_retries(self.policy, &what, || async {
-                let mut req = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(prefix);
+                let mut req = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix);
                 if !recursive {
                     req = req.delimiter("/");
                 }
@@ -252,16 +205,10 @@ impl S3 {
                 objects.push(Listed {
                     key: key.to_string(),
                     size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    modified: o
-                        .last_modified()
-                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                    modified: o.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
                 });
             }
-            folders.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_string)),
-            );
+            folders.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)));
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
                 _ => break,
@@ -281,10 +228,7 @@ impl S3 {
             if name.is_empty() || name.ends_with('/') || latest::is_hidden(name) {
                 continue;
             }
-            candidates.push(Candidate {
-                name: name.to_string(),
-                modified: o.modified,
-            });
+            candidates.push(Candidate { name: name.to_string(), modified: o.modified });
             keys.push((o.key, false));
         }
         for f in folders {
@@ -293,10 +237,7 @@ impl S3 {
                 continue;
             }
             if let Some(modified) = self.toc_of(&f).await? {
-                candidates.push(Candidate {
-                    name: name.to_string(),
-                    modified,
-                });
+                candidates.push(Candidate { name: name.to_string(), modified });
                 keys.push((f, true));
             }
         }
@@ -308,11 +249,7 @@ impl S3 {
         };
         let (key, is_dir) = keys.swap_remove(i);
         tracing::info!(prefix = %self.url(prefix), picked = %self.url(&key), "picked the latest dump");
-        if is_dir {
-            self.stage_directory(&key).await
-        } else {
-            self.open(&key).await.map(Resolved::Stream)
-        }
+        if is_dir { self.stage_directory(&key).await } else { self.open(&key).await.map(Resolved::Stream) }
     }
 
     /// Downloads the files of the directory-format dump under `prefix` into a temporary directory.
@@ -321,10 +258,7 @@ impl S3 {
         let staging = tempfile::Builder::new()
             .prefix("kubegres-restore-")
             .tempdir()
-            .map_err(|e| SourceError::Staging {
-                what: display.clone(),
-                source: e,
-            })?;
+            .map_err(|e| SourceError::Staging { what: display.clone(), source: e })?;
         let dir = staging.path().to_path_buf();
         tracing::info!(source = %self.url(prefix), staging = %dir.display(), "staging a directory-format dump");
         let (objects, _) = self.list(prefix, false).await?;
@@ -336,25 +270,16 @@ impl S3 {
             }
             let opener = self.opener(&o.key);
             let what = opener.what.clone();
-            let written =
-                resume::download(opener, what.clone(), self.policy, &dir.join(name)).await?;
+            let written = resume::download(opener, what.clone(), self.policy, &dir.join(name)).await?;
             if written != o.size {
                 return Err(SourceError::Changed {
                     what,
-                    detail: format!(
-                        "the listing said {} bytes and the download gave {written}",
-                        o.size
-                    ),
+                    detail: format!("the listing said {} bytes and the download gave {written}", o.size),
                 });
             }
             size += written;
         }
-        Ok(Resolved::Directory {
-            path: dir,
-            display,
-            size: Some(size),
-            staging: Some(staging),
-        })
+        Ok(Resolved::Directory { path: dir, display, size: Some(size), staging: Some(staging) })
     }
 }
 
@@ -393,13 +318,7 @@ impl RangeOpen for S3Opener {
                 let mut bs = bs?;
                 match bs.next().await {
                     Some(Ok(chunk)) => Some((Ok(chunk), Some(bs))),
-                    Some(Err(e)) => Some((
-                        Err(SourceError::Network {
-                            what,
-                            detail: chain(&e),
-                        }),
-                        None,
-                    )),
+                    Some(Err(e)) => Some((Err(SourceError::Network { what, detail: chain(&e) }), None)),
                     None => None,
                 }
             }

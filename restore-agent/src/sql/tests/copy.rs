@@ -26,19 +26,13 @@ fn copy_block() {
 fn empty_copy_block() {
     assert_eq!(
         events("COPY t FROM stdin;\n\\.\nSELECT 1;"),
-        vec![
-            copy_start("COPY t FROM stdin", 1),
-            Event::CopyEnd { rows: 0 },
-            stmt("SELECT 1", 3)
-        ]
+        vec![copy_start("COPY t FROM stdin", 1), Event::CopyEnd { rows: 0 }, stmt("SELECT 1", 3)]
     );
 }
 
 #[test]
 fn lines_that_look_like_the_terminator_are_data() {
-    let rows = [
-        "\\\\.", "", "\\.x", " \\.", "\\.\\.", "\\", "\\.\t1", "a\\.", "\\.\r\r",
-    ];
+    let rows = ["\\\\.", "", "\\.x", " \\.", "\\.\\.", "\\", "\\.\t1", "a\\.", "\\.\r\r"];
     let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
     let script = format!("COPY t FROM stdin;\n{body}\\.\nSELECT 1;\n");
     assert_eq!(
@@ -46,9 +40,7 @@ fn lines_that_look_like_the_terminator_are_data() {
         vec![
             copy_start("COPY t FROM stdin", 1),
             data(&body),
-            Event::CopyEnd {
-                rows: rows.len() as u64
-            },
+            Event::CopyEnd { rows: rows.len() as u64 },
             stmt("SELECT 1", rows.len() as u64 + 3),
         ]
     );
@@ -58,20 +50,11 @@ fn lines_that_look_like_the_terminator_are_data() {
 fn crlf_terminator_and_final_terminator_without_newline() {
     assert_eq!(
         events("COPY t FROM stdin;\r\n1\r\n\\.\r\nSELECT 1;\r\n"),
-        vec![
-            copy_start("COPY t FROM stdin", 1),
-            data("1\r\n"),
-            Event::CopyEnd { rows: 1 },
-            stmt("SELECT 1", 4)
-        ]
+        vec![copy_start("COPY t FROM stdin", 1), data("1\r\n"), Event::CopyEnd { rows: 1 }, stmt("SELECT 1", 4)]
     );
     assert_eq!(
         events("COPY t FROM stdin;\n1\n\\."),
-        vec![
-            copy_start("COPY t FROM stdin", 1),
-            data("1\n"),
-            Event::CopyEnd { rows: 1 }
-        ]
+        vec![copy_start("COPY t FROM stdin", 1), data("1\n"), Event::CopyEnd { rows: 1 }]
     );
 }
 
@@ -86,11 +69,7 @@ fn copy_detection() {
         "COPY (a) FROM stdin",
     ] {
         let script = format!("{sql};\n1\n\\.\n");
-        assert_eq!(
-            events(&script),
-            vec![copy_start(sql, 1), data("1\n"), Event::CopyEnd { rows: 1 }],
-            "{sql}"
-        );
+        assert_eq!(events(&script), vec![copy_start(sql, 1), data("1\n"), Event::CopyEnd { rows: 1 }], "{sql}");
     }
     for sql in [
         "COPY t TO stdout",
@@ -101,11 +80,7 @@ fn copy_detection() {
         "COPY t FROM stdin_table",
     ] {
         let script = format!("{sql};\nSELECT 1;\n");
-        assert_eq!(
-            events(&script),
-            vec![stmt(sql, 1), stmt("SELECT 1", 2)],
-            "{sql}"
-        );
+        assert_eq!(events(&script), vec![stmt(sql, 1), stmt("SELECT 1", 2)], "{sql}");
     }
 }
 
@@ -135,24 +110,14 @@ fn end_inside_copy_data_is_truncation() {
         "SELECT 1;\n\nCOPY t FROM stdin;\n\\\\.\n",
     ] {
         let (evs, err) = events_then_error(script.as_bytes());
-        assert_eq!(
-            evs[..2],
-            [stmt("SELECT 1", 1), copy_start("COPY t FROM stdin", 3)],
-            "{script:?}"
-        );
-        assert!(
-            evs[2..].iter().all(|e| matches!(e, Event::CopyData(_))),
-            "{script:?}"
-        );
-        assert!(
-            matches!(err, SplitError::TruncatedCopy { line: 3 }),
-            "{script:?}: {err}"
-        );
+        assert_eq!(evs[..2], [stmt("SELECT 1", 1), copy_start("COPY t FROM stdin", 3)], "{script:?}");
+        assert!(evs[2..].iter().all(|e| matches!(e, Event::CopyData(_))), "{script:?}");
+        assert!(matches!(err, SplitError::TruncatedCopy { line: 3 }), "{script:?}: {err}");
         assert_eq!(err.reason(), "TruncatedDump");
         assert_eq!(err.line(), Some(3));
         assert_eq!(
             err.to_string(),
-            "the dump ends inside the data of the COPY statement at line 3 (no \\. line)"
+            "the dump is truncated: it ends inside the data of the COPY statement at line 3 (no \\. line)"
         );
     }
 }
@@ -191,10 +156,7 @@ fn large_copy_is_chunked() {
     let script = format!("COPY t FROM stdin;\n{body}\\.\nSELECT 1;\n");
     for reader_capacity in [8 * 1024, 64 * 1024, 1024 * 1024, script.len()] {
         let mut s = Splitter::new(BufReader::with_capacity(reader_capacity, script.as_bytes()));
-        assert_eq!(
-            s.next_event().unwrap(),
-            Some(copy_start("COPY t FROM stdin", 1))
-        );
+        assert_eq!(s.next_event().unwrap(), Some(copy_start("COPY t FROM stdin", 1)));
         let mut got = Vec::new();
         let mut chunks = Vec::new();
         let rows = loop {
@@ -210,10 +172,7 @@ fn large_copy_is_chunked() {
         assert_eq!(got, body.as_bytes(), "capacity {reader_capacity}");
         assert_eq!(rows, 40_000);
         let (last, full) = chunks.split_last().unwrap();
-        assert!(
-            full.iter().all(|&n| (64 * 1024..=256 * 1024).contains(&n)),
-            "{chunks:?}"
-        );
+        assert!(full.iter().all(|&n| (64 * 1024..=256 * 1024).contains(&n)), "{chunks:?}");
         assert!(*last > 0 && *last <= 256 * 1024);
         assert_eq!(s.next_event().unwrap(), Some(stmt("SELECT 1", 40_003)));
         assert_eq!(s.next_event().unwrap(), None);
@@ -290,14 +249,8 @@ impl Generated {
 /// `cargo test --release -p restore-agent --lib sql::tests::copy::copy_throughput -- --nocapture`.
 #[test]
 fn copy_throughput() {
-    let line =
-        b"12345\tSome film title that is long enough\t2006\t\\N\t4.99\t2022-02-15 10:03:42+00\n"
-            .to_vec();
-    let target = if cfg!(debug_assertions) {
-        16 << 20
-    } else {
-        200 << 20
-    };
+    let line = b"12345\tSome film title that is long enough\t2006\t\\N\t4.99\t2022-02-15 10:03:42+00\n".to_vec();
+    let target = if cfg!(debug_assertions) { 16 << 20 } else { 200 << 20 };
     let lines = target / line.len();
     let total = lines * line.len();
     let source = Generated {
@@ -331,11 +284,7 @@ fn copy_throughput() {
     assert_eq!(rows, Some(lines as u64));
     assert!(max_chunk <= 256 * 1024);
     assert_eq!(last, Some(Event::DumpComplete { cluster: false }));
-    println!(
-        "split {:.0} MB of COPY data in {secs:.3}s: {:.0} MB/s",
-        total as f64 / 1e6,
-        total as f64 / 1e6 / secs
-    );
+    println!("split {:.0} MB of COPY data in {secs:.3}s: {:.0} MB/s", total as f64 / 1e6, total as f64 / 1e6 / secs);
 }
 
 #[test]
@@ -343,10 +292,7 @@ fn reader_errors_keep_their_source() {
     struct Failing;
     impl Read for Failing {
         fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "corrupt deflate stream",
-            ))
+            Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt deflate stream"))
         }
     }
     let mut s = Splitter::new(BufReader::new(Failing));
@@ -354,20 +300,14 @@ fn reader_errors_keep_their_source() {
     assert_eq!(err.reason(), "SourceReadError");
     assert_eq!(err.line(), None);
     assert!(std::error::Error::source(&err).is_some());
-    assert_eq!(
-        err.to_string(),
-        "I/O error reading the dump: corrupt deflate stream"
-    );
+    assert_eq!(err.to_string(), "I/O error reading the dump: corrupt deflate stream");
     let io = err.into_io().unwrap();
     assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
 
     // The same inside COPY data.
     let script: &[u8] = b"COPY t FROM stdin;\n1\n";
     let mut s = Splitter::new(BufReader::new(script.chain(Failing)));
-    assert_eq!(
-        s.next_event().unwrap(),
-        Some(copy_start("COPY t FROM stdin", 1))
-    );
+    assert_eq!(s.next_event().unwrap(), Some(copy_start("COPY t FROM stdin", 1)));
     let err = loop {
         match s.next_event() {
             Ok(Some(Event::CopyData(_))) => {}

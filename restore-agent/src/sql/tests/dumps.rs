@@ -53,9 +53,7 @@ fn line_counts(text: &str) -> LineCounts {
             let after = &rest[start + 1..];
             let Some(len) = after.find('$') else { break };
             let tag = &rest[start..start + len + 2];
-            let is_tag = tag[1..tag.len() - 1]
-                .chars()
-                .all(|ch| ch.is_alphanumeric() || ch == '_');
+            let is_tag = tag[1..tag.len() - 1].chars().all(|ch| ch.is_alphanumeric() || ch == '_');
             if !is_tag {
                 rest = after;
                 continue;
@@ -94,8 +92,7 @@ fn event_counts(events: &[Event]) -> LineCounts {
 
 fn read_pagila(name: &str) -> String {
     let path = format!("{PAGILA}/{name}");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the Pagila dump {path}: {e}"))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read the Pagila dump {path}: {e}"))
 }
 
 #[test]
@@ -107,13 +104,7 @@ fn pagila_schema() {
     // psql sends 233 statements for this file (counted in the server log
     // with log_statement = all when the tests were written).
     assert_eq!(want.statements, 233, "{want:?}");
-    assert_eq!(
-        event_counts(&evs),
-        LineCounts {
-            meta_commands: 0,
-            ..want
-        }
-    );
+    assert_eq!(event_counts(&evs), LineCounts { meta_commands: 0, ..want });
     assert_eq!(evs.first(), Some(&stmt("SET statement_timeout = 0", 8)));
     assert_eq!(evs.last(), Some(&Event::DumpComplete { cluster: false }));
     assert!(evs.contains(&object("bıgınt", "DOMAIN", Some("public"))));
@@ -121,19 +112,13 @@ fn pagila_schema() {
     let body = evs
         .iter()
         .find_map(|e| match e {
-            Event::Statement { sql, line }
-                if sql.starts_with("CREATE FUNCTION public.film_in_stock") =>
-            {
+            Event::Statement { sql, line } if sql.starts_with("CREATE FUNCTION public.film_in_stock") => {
                 Some((sql, *line))
             }
             _ => None,
         })
         .expect("film_in_stock function");
-    assert!(
-        body.0
-            .ends_with("AND inventory_in_stock(inventory_id);\n$_$"),
-        "{body:?}"
-    );
+    assert!(body.0.ends_with("AND inventory_in_stock(inventory_id);\n$_$"), "{body:?}");
     assert_eq!(body.1, 83);
 }
 
@@ -185,11 +170,7 @@ fn pagila_in_pieces() {
     let text = read_pagila("pagila-data.sql");
     let whole = split(text.as_bytes()).unwrap();
     for sizes in [&[1usize, 7, 2, 6, 3, 5, 4][..], &[5]] {
-        assert_eq!(
-            split_reader(Trickle::new(text.as_bytes(), sizes)).unwrap(),
-            whole,
-            "{sizes:?}"
-        );
+        assert_eq!(split_reader(Trickle::new(text.as_bytes(), sizes)).unwrap(), whole, "{sizes:?}");
     }
 }
 
@@ -212,26 +193,11 @@ fn pg_dumpall_fixture() {
         .collect();
     assert_eq!(
         connects,
-        [
-            ("template1", 92),
-            ("template1", 121),
-            ("odd;db \"q\"", 184),
-            ("postgres", 365),
-            ("shop", 426)
-        ]
+        [("template1", 92), ("template1", 121), ("odd;db \"q\"", 184), ("postgres", 365), ("shop", 426)]
     );
     // `\encoding SQL_ASCII` comes right before the quoted \connect.
-    let at = evs
-        .iter()
-        .position(|e| matches!(e, Event::Connect { line: 184, .. }))
-        .unwrap();
-    assert_eq!(
-        evs[at - 1],
-        Event::Encoding {
-            name: "SQL_ASCII".into(),
-            line: 183
-        }
-    );
+    let at = evs.iter().position(|e| matches!(e, Event::Connect { line: 184, .. })).unwrap();
+    assert_eq!(evs[at - 1], Event::Encoding { name: "SQL_ASCII".into(), line: 183 });
 
     let completes: Vec<bool> = evs
         .iter()
@@ -255,11 +221,7 @@ fn pg_dumpall_fixture() {
 
     assert!(evs.contains(&stmt("DROP DATABASE \"odd;db \"\"q\"\"\"", 16)));
     assert!(evs.contains(&object("odd;db \"q\"", "DATABASE", None)));
-    assert!(evs.contains(&object(
-        "Ünïcode tbl Ünïcode tbl_pkey",
-        "CONSTRAINT",
-        Some("public")
-    )));
+    assert!(evs.contains(&object("Ünïcode tbl Ünïcode tbl_pkey", "CONSTRAINT", Some("public"))));
     assert!(evs.contains(&stmt(
         "CREATE FUNCTION public.tricky() RETURNS text\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n  -- a comment; with semicolon\n  RETURN E'\\\\.' || $$;$$ || ';';\nEND;\n$_$",
         219
@@ -272,16 +234,10 @@ fn pg_dumpall_fixture() {
         "CREATE RULE no_delete AS\n    ON DELETE TO public.log DO INSTEAD ( INSERT INTO public.log (msg)\n  VALUES ('a;b'::text);\n INSERT INTO public.log (msg)\n  VALUES ('c'::text);\n)",
         316
     )));
-    let log_copy = evs
-        .iter()
-        .position(|e| *e == copy_start("COPY public.log (msg) FROM stdin", 283))
-        .unwrap();
+    let log_copy = evs.iter().position(|e| *e == copy_start("COPY public.log (msg) FROM stdin", 283)).unwrap();
     assert_eq!(evs[log_copy + 1], data("\\\\.\n\n\\\\\nx\\\\.\n\\\\.\\r\n"));
     assert_eq!(evs[log_copy + 2], Event::CopyEnd { rows: 5 });
-    assert_eq!(
-        evs[log_copy + 3],
-        object("Ünïcode tbl", "TABLE DATA", Some("public"))
-    );
+    assert_eq!(evs[log_copy + 3], object("Ünïcode tbl", "TABLE DATA", Some("public")));
 }
 
 #[test]
@@ -289,9 +245,7 @@ fn pg_dumpall_fixture_split_at_every_byte() {
     // One read boundary at every offset of the first database's COPY region.
     let whole = split(DUMPALL.as_bytes()).unwrap();
     let start = DUMPALL.find("COPY public.log").unwrap() - 200;
-    let end = DUMPALL
-        .find("ALTER TABLE ONLY public.\"Ünïcode tbl\"")
-        .unwrap();
+    let end = DUMPALL.find("ALTER TABLE ONLY public.\"Ünïcode tbl\"").unwrap();
     for at in start..end {
         let got = split_reader(SplitAt::new(DUMPALL.as_bytes(), at)).unwrap();
         assert_eq!(got, whole, "boundary at byte {at}");
@@ -305,17 +259,11 @@ fn truncated_dumps() {
     // missing trailer.
     let in_copy = DUMPALL.find("2\tnew\\nline").unwrap();
     let (_, err) = events_then_error(&DUMPALL.as_bytes()[..in_copy]);
-    assert!(
-        matches!(err, SplitError::TruncatedCopy { line: 296 }),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::TruncatedCopy { line: 296 }), "{err}");
 
     let in_stmt = DUMPALL.find("CREATE RULE no_delete").unwrap() + 40;
     let (_, err) = events_then_error(&DUMPALL.as_bytes()[..in_stmt]);
-    assert!(
-        matches!(err, SplitError::TruncatedStatement { line: 316 }),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::TruncatedStatement { line: 316 }), "{err}");
 
     let between = DUMPALL.find("\\connect shop").unwrap();
     let evs = split(&DUMPALL.as_bytes()[..between]).unwrap();

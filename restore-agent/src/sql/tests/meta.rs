@@ -29,18 +29,9 @@ fn connect_spellings() {
         (r"\connect dbname=plain", "plain"),
         // pg_dump's form for names that need quoting (appendPsqlMetaConnect).
         (r#"\connect -reuse-previous=on "dbname='odd;db'""#, "odd;db"),
-        (
-            r#"\connect -reuse-previous=on "dbname='odd;db ""q""'""#,
-            "odd;db \"q\"",
-        ),
-        (
-            r#"\connect -reuse-previous=on "dbname='it\'s \\ x'""#,
-            "it's \\ x",
-        ),
-        (
-            r#"\connect -reuse-previous=on "dbname = 'sp ace'""#,
-            "sp ace",
-        ),
+        (r#"\connect -reuse-previous=on "dbname='odd;db ""q""'""#, "odd;db \"q\""),
+        (r#"\connect -reuse-previous=on "dbname='it\'s \\ x'""#, "it's \\ x"),
+        (r#"\connect -reuse-previous=on "dbname = 'sp ace'""#, "sp ace"),
         (r#"\connect -reuse-previous=on "dbname=a\ b""#, "a b"),
         (r"\connect -reuse-previous=off foo", "foo"),
     ];
@@ -53,23 +44,12 @@ fn connect_spellings() {
 fn connect_events_in_context() {
     assert_eq!(
         events("SELECT 1;\n\\connect db1\nSELECT 2;\n\\c db2\n"),
-        vec![
-            stmt("SELECT 1", 1),
-            connect("db1", 2),
-            stmt("SELECT 2", 3),
-            connect("db2", 4)
-        ]
+        vec![stmt("SELECT 1", 1), connect("db1", 2), stmt("SELECT 2", 3), connect("db2", 4)]
     );
     // After a statement on the same line.
-    assert_eq!(
-        events("SELECT 1; \\connect db\n"),
-        vec![stmt("SELECT 1", 1), connect("db", 1)]
-    );
+    assert_eq!(events("SELECT 1; \\connect db\n"), vec![stmt("SELECT 1", 1), connect("db", 1)]);
     // `\\` separates a meta-command from SQL on the same line.
-    assert_eq!(
-        events("\\connect db \\\\ SELECT 1;\n"),
-        vec![connect("db", 1), stmt("SELECT 1", 1)]
-    );
+    assert_eq!(events("\\connect db \\\\ SELECT 1;\n"), vec![connect("db", 1), stmt("SELECT 1", 1)]);
 }
 
 #[test]
@@ -77,56 +57,28 @@ fn connect_forms_we_refuse() {
     let cases = [
         (r"\connect", "a database name is required"),
         (r"\connect -", "a database name is required"),
-        (
-            r"\connect db bob",
-            "changing the user, host or port (\"bob\") is not supported",
-        ),
+        (r"\connect db bob", "changing the user, host or port (\"bob\") is not supported"),
         (r"\connect db - evil.example.com", "is not supported"),
-        (
-            r"\connect - bob",
-            "changing the user, host or port (\"bob\") is not supported",
-        ),
-        (
-            r#"\connect "dbname=x host=evil""#,
-            "connection option \"host\" is not supported",
-        ),
-        (
-            r"\connect postgresql://evil/db",
-            "connection URIs are not supported",
-        ),
-        (
-            r#"\connect -reuse-previous=maybe db"#,
-            "invalid value \"maybe\" for -reuse-previous",
-        ),
+        (r"\connect - bob", "changing the user, host or port (\"bob\") is not supported"),
+        (r#"\connect "dbname=x host=evil""#, "connection option \"host\" is not supported"),
+        (r"\connect postgresql://evil/db", "connection URIs are not supported"),
+        (r#"\connect -reuse-previous=maybe db"#, "invalid value \"maybe\" for -reuse-previous"),
         (r#"\connect "unterminated"#, "unterminated quoted string"),
         (r"\connect 'unterminated", "unterminated quoted string"),
-        (
-            r"\connect `rm -rf /`",
-            "backquoted shell commands are not supported",
-        ),
-        (
-            r#"\connect -reuse-previous=on "dbname='open""#,
-            "unterminated quoted string in the connection string",
-        ),
+        (r"\connect `rm -rf /`", "backquoted shell commands are not supported"),
+        (r#"\connect -reuse-previous=on "dbname='open""#, "unterminated quoted string in the connection string"),
     ];
     for (line, problem) in cases {
         let err = error(&format!("SELECT 1;\n{line}\n"));
         match &err {
-            SplitError::InvalidMetaCommand {
-                command,
-                line: 2,
-                problem: p,
-            } => {
+            SplitError::InvalidMetaCommand { command, line: 2, problem: p } => {
                 assert_eq!(command, "connect", "{line}");
                 assert!(p.contains(problem), "{line}: {p}");
             }
             other => panic!("{line}: unexpected {other}"),
         }
         assert_eq!(err.reason(), "InvalidMetaCommand");
-        assert!(
-            err.to_string()
-                .starts_with("psql meta-command \\connect at line 2 is not usable: ")
-        );
+        assert!(err.to_string().starts_with("psql meta-command \\connect at line 2 is not usable: "));
     }
 }
 
@@ -134,25 +86,13 @@ fn connect_forms_we_refuse() {
 fn encoding() {
     assert_eq!(
         events("\\encoding SQL_ASCII\n\\encoding\n\\encoding 'UTF8'\n"),
-        vec![
-            Event::Encoding {
-                name: "SQL_ASCII".into(),
-                line: 1
-            },
-            Event::Encoding {
-                name: "UTF8".into(),
-                line: 3
-            },
-        ]
+        vec![Event::Encoding { name: "SQL_ASCII".into(), line: 1 }, Event::Encoding { name: "UTF8".into(), line: 3 },]
     );
 }
 
 #[test]
 fn end_of_data_outside_copy_is_ignored() {
-    assert_eq!(
-        events("\\.\nSELECT 1;\n  \\.  \n"),
-        vec![stmt("SELECT 1", 2)]
-    );
+    assert_eq!(events("\\.\nSELECT 1;\n  \\.  \n"), vec![stmt("SELECT 1", 2)]);
 }
 
 #[test]
@@ -197,39 +137,26 @@ fn meta_commands_between_restrict_and_unrestrict_are_refused() {
         }
         assert_eq!(err.reason(), "RestrictedMetaCommand");
         assert_eq!(err.line(), Some(3));
-        assert!(
-            err.to_string().contains(&format!("\\{name} at line 3")),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("\\{name} at line 3")), "{err}");
         assert!(err.to_string().contains("tampered"), "{err}");
     }
     // A second command on the \restrict line itself is caught too.
     let err = error("\\restrict K \\! id\n");
-    assert!(
-        matches!(err, SplitError::RestrictedMetaCommand { ref command, line: 1 } if command == "!"),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::RestrictedMetaCommand { ref command, line: 1 } if command == "!"), "{err}");
 }
 
 #[test]
 fn unrestrict_must_match() {
     let err = error("\\restrict K1\n\\unrestrict K2\n");
     match &err {
-        SplitError::InvalidMetaCommand {
-            command,
-            line: 2,
-            problem,
-        } => {
+        SplitError::InvalidMetaCommand { command, line: 2, problem } => {
             assert_eq!(command, "unrestrict");
             assert!(problem.contains("differs"), "{problem}");
         }
         other => panic!("unexpected {other}"),
     }
     let err = error("\\unrestrict K\n");
-    assert!(
-        matches!(err, SplitError::InvalidMetaCommand { line: 1, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::InvalidMetaCommand { line: 1, .. }), "{err}");
     let err = error("\\restrict\n");
     match &err {
         SplitError::InvalidMetaCommand { problem, .. } => {
@@ -262,29 +189,19 @@ fn unknown_meta_commands_are_refused() {
             other => panic!("{cmd}: unexpected {other}"),
         }
         assert_eq!(err.reason(), "UnsupportedMetaCommand");
-        assert_eq!(
-            err.to_string(),
-            format!("unsupported psql meta-command \\{name} at line 3")
-        );
+        assert_eq!(err.to_string(), format!("unsupported psql meta-command \\{name} at line 3"));
     }
     // A second meta-command after a supported one on the same line.
     let (evs, err) = events_then_error(b"\\connect db \\! rm -rf /\n");
     assert_eq!(evs, vec![connect("db", 1)]);
-    assert!(
-        matches!(err, SplitError::UnknownMetaCommand { ref command, line: 1 } if command == "!"),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::UnknownMetaCommand { ref command, line: 1 } if command == "!"), "{err}");
 }
 
 #[test]
 fn meta_command_inside_a_statement_is_refused() {
     let err = error("SELECT 1\n\\gexec\n");
     match &err {
-        SplitError::InvalidMetaCommand {
-            command,
-            line: 2,
-            problem,
-        } => {
+        SplitError::InvalidMetaCommand { command, line: 2, problem } => {
             assert_eq!(command, "gexec");
             assert!(problem.contains("inside an SQL statement"), "{problem}");
         }
@@ -301,8 +218,5 @@ fn meta_command_inside_a_statement_is_refused() {
 fn meta_command_with_non_utf8_argument() {
     let (evs, err) = events_then_error(b"\\connect caf\xe9\n");
     assert!(evs.is_empty());
-    assert!(
-        matches!(err, SplitError::UnsupportedEncoding { line: 1 }),
-        "{err}"
-    );
+    assert!(matches!(err, SplitError::UnsupportedEncoding { line: 1 }), "{err}");
 }

@@ -62,17 +62,11 @@ pub(super) fn error(input: &str) -> SplitError {
 }
 
 pub(super) fn stmt(sql: &str, line: u64) -> Event {
-    Event::Statement {
-        sql: sql.to_string(),
-        line,
-    }
+    Event::Statement { sql: sql.to_string(), line }
 }
 
 pub(super) fn copy_start(sql: &str, line: u64) -> Event {
-    Event::CopyStart {
-        sql: sql.to_string(),
-        line,
-    }
+    Event::CopyStart { sql: sql.to_string(), line }
 }
 
 pub(super) fn data(d: &str) -> Event {
@@ -80,18 +74,11 @@ pub(super) fn data(d: &str) -> Event {
 }
 
 pub(super) fn connect(db: &str, line: u64) -> Event {
-    Event::Connect {
-        dbname: db.to_string(),
-        line,
-    }
+    Event::Connect { dbname: db.to_string(), line }
 }
 
 pub(super) fn object(name: &str, kind: &str, schema: Option<&str>) -> Event {
-    Event::Object {
-        name: name.to_string(),
-        kind: kind.to_string(),
-        schema: schema.map(str::to_string),
-    }
+    Event::Object { name: name.to_string(), kind: kind.to_string(), schema: schema.map(str::to_string) }
 }
 
 /// A reader that hands out the input a few bytes at a time, cycling through
@@ -107,13 +94,7 @@ pub(super) struct Trickle<'a> {
 impl<'a> Trickle<'a> {
     pub(super) fn new(data: &'a [u8], sizes: &[usize]) -> Self {
         assert!(sizes.iter().all(|&s| s > 0));
-        Trickle {
-            data,
-            pos: 0,
-            sizes: sizes.to_vec(),
-            next_size: 0,
-            avail: 0,
-        }
+        Trickle { data, pos: 0, sizes: sizes.to_vec(), next_size: 0, avail: 0 }
     }
 }
 
@@ -182,11 +163,7 @@ impl Read for SplitAt<'_> {
 
 impl BufRead for SplitAt<'_> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        Ok(if self.first.is_empty() {
-            self.second
-        } else {
-            self.first
-        })
+        Ok(if self.first.is_empty() { self.second } else { self.first })
     }
 
     fn consume(&mut self, n: usize) {
@@ -251,21 +228,12 @@ fn random_scripts_split_the_same_in_pieces() {
     };
     for _ in 0..1500 {
         let len = 1 + (next() % 40) as usize;
-        let script: String = (0..len)
-            .map(|_| FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize])
-            .collect();
+        let script: String = (0..len).map(|_| FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize]).collect();
         let input = script.as_bytes();
         let whole = split(input).map_err(|e| e.to_string());
-        let sizes = [
-            1 + (next() % 7) as usize,
-            1 + (next() % 7) as usize,
-            1 + (next() % 7) as usize,
-        ];
+        let sizes = [1 + (next() % 7) as usize, 1 + (next() % 7) as usize, 1 + (next() % 7) as usize];
         let pieces = split_reader(Trickle::new(input, &sizes)).map_err(|e| e.to_string());
-        assert_eq!(
-            pieces, whole,
-            "script {script:?} read in pieces of {sizes:?}"
-        );
+        assert_eq!(pieces, whole, "script {script:?} read in pieces of {sizes:?}");
         let at = (next() % (input.len() as u64 + 1)) as usize;
         let halves = split_reader(SplitAt::new(input, at)).map_err(|e| e.to_string());
         assert_eq!(halves, whole, "script {script:?} split at {at}");

@@ -398,7 +398,10 @@ fn archive_problem(tool: Tool, raw: &str) -> Option<Error> {
     if raw.contains("did not find magic string") || raw.contains("does not appear to be a valid archive") {
         return Some(DumpError::NotADump(format!("pg_restore does not recognise the archive ({raw})")).into());
     }
-    if raw.contains("corrupt") || raw.contains("unrecognized data block type") || raw.contains("could not uncompress data") {
+    if raw.contains("corrupt")
+        || raw.contains("unrecognized data block type")
+        || raw.contains("could not uncompress data")
+    {
         return Some(DumpError::Archive(crate::archive::ArchiveError::Corrupt(raw.to_string())).into());
     }
     None
@@ -407,7 +410,10 @@ fn archive_problem(tool: Tool, raw: &str) -> Option<Error> {
 /// A connection failure reported by a tool, classified like the native engine's.
 fn connection_failure(tool: Tool, msg: &str, target: &TargetConfig) -> Error {
     let shown = target.display();
-    if msg.contains("password authentication failed") || msg.contains("no password supplied") || msg.contains("password is required") {
+    if msg.contains("password authentication failed")
+        || msg.contains("no password supplied")
+        || msg.contains("password is required")
+    {
         let detail = msg.rsplit("FATAL:  ").next().unwrap_or(msg).trim().to_string();
         return TargetError::Auth { target: shown, user: target.user.clone(), detail }.into();
     }
@@ -465,7 +471,11 @@ fn psql_location(rest: &str) -> Option<(u64, &str, &str)> {
 /// `42P01: relation ...` -> (Some("42P01"), "relation ...").
 fn sqlstate_prefix(text: &str) -> (Option<&str>, &str) {
     let b = text.as_bytes();
-    if b.len() > 7 && b[5] == b':' && b[6] == b' ' && b[..5].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
+    if b.len() > 7
+        && b[5] == b':'
+        && b[6] == b' '
+        && b[..5].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    {
         (Some(&text[..5]), &text[7..])
     } else {
         (None, text)

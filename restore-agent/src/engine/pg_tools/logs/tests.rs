@@ -49,7 +49,10 @@ fn pg_restore_continue_fails_with_the_count() {
         Error::Target(TargetError::Errors { count, first }) => {
             assert_eq!(count, 2);
             assert_eq!(first.len(), 2);
-            assert_eq!(first[1].message, "COPY failed for table \"notes\": column \"id\" of relation \"notes\" does not exist");
+            assert_eq!(
+                first[1].message,
+                "COPY failed for table \"notes\": column \"id\" of relation \"notes\" does not exist"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -70,13 +73,19 @@ fn tool_connection_failures_are_classified() {
 #[test]
 fn pg_restore_archive_problems_are_dump_errors() {
     let t = Tracker::detached();
-    let err = log_of(Tool::PgRestore, OnError::Stop, "pg_restore: error: could not read from input file: end of file\n", &t)
-        .outcome(exit(1), &target())
-        .unwrap_err();
+    let err =
+        log_of(Tool::PgRestore, OnError::Stop, "pg_restore: error: could not read from input file: end of file\n", &t)
+            .outcome(exit(1), &target())
+            .unwrap_err();
     assert_eq!(err.reason(), "TruncatedDump");
-    let err = log_of(Tool::PgRestore, OnError::Stop, "pg_restore: error: input file does not appear to be a valid archive\n", &t)
-        .outcome(exit(1), &target())
-        .unwrap_err();
+    let err = log_of(
+        Tool::PgRestore,
+        OnError::Stop,
+        "pg_restore: error: input file does not appear to be a valid archive\n",
+        &t,
+    )
+    .outcome(exit(1), &target())
+    .unwrap_err();
     assert_eq!(err.reason(), "NotADump");
 }
 

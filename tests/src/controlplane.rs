@@ -1,0 +1,562 @@
+//! A real Kubernetes control plane for tests: etcd and kube-apiserver, built
+//! from their published Go modules by `tests/controlplane/build.sh`, started
+//! on loopback with random ports, generated certificates, service-account
+//! signing keys (so the TokenRequest API works), RBAC authorization and an
+//! admin identity (`O=system:masters`).
+//!
+//! There is no kubelet, scheduler or controller-manager: Pods do not run,
+//! nothing garbage-collects, and no `default` ServiceAccount or token is
+//! created for a namespace (the ServiceAccount admission plugin is off).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let cp = harness::controlplane::ControlPlane::start().await;
+//! let version = cp.client().apiserver_version().await.unwrap();
+//! assert_eq!(version.git_version, harness::controlplane::kube_version());
+//! # }
+//! ```
+
+mod binaries;
+mod pki;
+mod process;
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use binaries::{Binaries, build_script, etcd_version, kube_version};
+pub use pki::{ADMIN_GROUP, ADMIN_USER, CertifiedKey};
+
+use pki::Ca;
+use process::{LoggedProcess, TAIL_LINES};
+
+/// How long etcd and then kube-apiserver may take to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often readiness is polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many times a server is started with fresh random ports when the ports
+/// it was given were taken in the meantime.
+const PORT_ATTEMPTS: usize = 3;
+
+/// The Service IP range (`--service-cluster-ip-range`).
+pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/16";
+
+/// The IP of the `kubernetes` Service in [`SERVICE_CLUSTER_IP_RANGE`].
+const KUBERNETES_SERVICE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1));
+
+/// The issuer of service-account tokens (and their default audience).
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// Why the control plane could not start or a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    /// tests/controlplane/build.sh failed.
+    #[error("building kube-apiserver and etcd failed: {message}\n----- build log (tail) -----\n{log}")]
+    Build {
+        /// What went wrong.
+        message: String,
+        /// The tail of the build log.
+        log: String,
+    },
+    /// A file or directory operation failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server binary could not be executed.
+    #[error("cannot start {name} ({}): {source}", program.display())]
+    Spawn {
+        /// `etcd` or `kube-apiserver`.
+        name: &'static str,
+        /// The binary.
+        program: PathBuf,
+        /// The error from exec.
+        #[source]
+        source: std::io::Error,
+    },
+    /// rcgen could not generate a key or certificate.
+    #[error("cannot generate the control plane's certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// A server exited before it was ready.
+    #[error("{name} exited with {status} before it was ready\n{logs}")]
+    Exited {
+        /// `etcd` or `kube-apiserver`.
+        name: &'static str,
+        /// Its exit status.
+        status: ExitStatus,
+        /// The tails of the logs.
+        logs: String,
+    },
+    /// A server did not become ready in time.
+    #[error("{name} was not ready after {waited:?} (last check: {last})\n{logs}")]
+    NotReady {
+        /// `etcd` or `kube-apiserver`.
+        name: &'static str,
+        /// How long it was given.
+        waited: Duration,
+        /// The outcome of the last readiness check.
+        last: String,
+        /// The tails of the logs.
+        logs: String,
+    },
+    /// A kube client for the control plane could not be built.
+    #[error("cannot build a client for the control plane: {0}")]
+    Client(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ControlPlaneError {
+    /// A short CamelCase category.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Build { .. } => "BuildFailed",
+            Self::Io { .. } => "Io",
+            Self::Spawn { .. } => "SpawnFailed",
+            Self::Certificate(_) => "Certificate",
+            Self::Exited { .. } => "ProcessExited",
+            Self::NotReady { .. } => "NotReady",
+            Self::Client(_) => "Client",
+        }
+    }
+
+    fn io(what: &'static str, source: std::io::Error) -> Self {
+        Self::Io { what, source }
+    }
+
+    fn client(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Client(Box::new(error))
+    }
+}
+
+/// A running etcd + kube-apiserver pair. Dropping it kills both processes
+/// and removes their data, certificates and logs; when dropped during a
+/// panic it prints the tails of both logs first.
+pub struct ControlPlane {
+    // Drop order: the processes first, the directory they use last.
+    apiserver: LoggedProcess,
+    etcd: LoggedProcess,
+    server_url: String,
+    etcd_url: String,
+    ca: Ca,
+    admin: CertifiedKey,
+    client: kube::Client,
+    binaries: Binaries,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("server_url", &self.server_url)
+            .field("etcd_url", &self.etcd_url)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver and waits until `/readyz` answers ok.
+    /// Builds the binaries first if they are not in the cache.
+    ///
+    /// # Panics
+    /// When anything fails; the message includes the tails of both logs.
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(control_plane) => control_plane,
+            Err(error) => panic!("the local control plane did not start: {error}"),
+        }
+    }
+
+    /// Like [`ControlPlane::start`], returning the error instead of panicking.
+    pub async fn try_start() -> Result<Self, ControlPlaneError> {
+        let dir = tempfile::Builder::new()
+            .prefix("kubegres-controlplane-")
+            .tempdir()
+            .map_err(|source| ControlPlaneError::io("create the control plane's directory", source))?;
+        let binaries = Binaries::ensure(&dir.path().join("build.log")).await?;
+
+        let ca = Ca::generate()?;
+        let serving = ca.serving(KUBERNETES_SERVICE_IP)?;
+        let admin = ca.client(ADMIN_USER, &[ADMIN_GROUP])?;
+        let pki = dir.path().join("pki");
+        write_private(&pki.join("ca.crt"), ca.cert_pem())?;
+        write_private(&pki.join("apiserver.crt"), &serving.cert_pem)?;
+        write_private(&pki.join("apiserver.key"), &serving.key_pem)?;
+        write_private(&pki.join("service-account.key"), &pki::service_account_key()?)?;
+
+        let (mut etcd, etcd_url) = start_etcd(&binaries, dir.path()).await?;
+        let (apiserver, server_url, client) =
+            start_apiserver(&binaries, dir.path(), &mut etcd, &etcd_url, &ca, &admin).await?;
+        Ok(Self { apiserver, etcd, server_url, etcd_url, ca, admin, client, binaries, dir })
+    }
+
+    /// The apiserver's URL, `https://127.0.0.1:<port>`.
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// etcd's client URL, `http://127.0.0.1:<port>` (plain HTTP on loopback).
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
+    }
+
+    /// The CA certificate (PEM) that signed the apiserver's serving
+    /// certificate and that the apiserver trusts for client certificates.
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    /// The binaries this control plane runs.
+    pub fn binaries(&self) -> &Binaries {
+        &self.binaries
+    }
+
+    /// A kube client authenticated as the admin (`system:masters`).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A kubeconfig (YAML) for the admin identity.
+    pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_with_user(&format!(
+            "client-certificate-data: {}\n    client-key-data: {}",
+            BASE64.encode(&self.admin.cert_pem),
+            BASE64.encode(&self.admin.key_pem)
+        ))
+    }
+
+    /// A kubeconfig (YAML) that authenticates with a bearer `token`, e.g. a
+    /// ServiceAccount token from the TokenRequest API.
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
+        self.kubeconfig_with_user(&format!("token: {token}"))
+    }
+
+    /// Writes [`ControlPlane::kubeconfig_yaml`] to `path` (mode 0600).
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        write_file_private(path.as_ref(), &self.kubeconfig_yaml())
+    }
+
+    /// A kube client that authenticates with a bearer `token`.
+    pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, ControlPlaneError> {
+        client_from_kubeconfig(&self.kubeconfig_yaml_with_token(token)).await
+    }
+
+    /// A kube client with a fresh client certificate for `user` in `groups`
+    /// (no group grants anything unless it is `system:masters` or RBAC binds it).
+    pub async fn client_for_user(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<kube::Client, ControlPlaneError> {
+        let identity = self.ca.client(user, groups)?;
+        client_from_kubeconfig(&self.kubeconfig_with_user(&format!(
+            "client-certificate-data: {}\n    client-key-data: {}",
+            BASE64.encode(&identity.cert_pem),
+            BASE64.encode(&identity.key_pem)
+        )))
+        .await
+    }
+
+    /// The last lines of the etcd and kube-apiserver logs, for a failing test
+    /// to print.
+    pub fn logs(&self) -> String {
+        format!("{}\n{}", self.etcd.log_tail(TAIL_LINES), self.apiserver.log_tail(TAIL_LINES))
+    }
+
+    /// The full log files (they are removed with the control plane).
+    pub fn log_paths(&self) -> [&Path; 2] {
+        [self.etcd.log_path(), self.apiserver.log_path()]
+    }
+
+    fn kubeconfig_with_user(&self, user: &str) -> String {
+        kubeconfig(&self.server_url, self.ca.cert_pem(), user)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("controlplane: logs at the time of the failure:\n{}", self.logs());
+        }
+    }
+}
+
+/// A kubeconfig with one cluster, one user (`user` is its YAML body, indented
+/// for the `user:` mapping) and a current context.
+fn kubeconfig(server_url: &str, ca_pem: &str, user: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kubegres-restore-test
+  cluster:
+    server: {server_url}
+    certificate-authority-data: {ca}
+users:
+- name: kubegres-restore-test
+  user:
+    {user}
+contexts:
+- name: kubegres-restore-test
+  context:
+    cluster: kubegres-restore-test
+    user: kubegres-restore-test
+current-context: kubegres-restore-test
+",
+        ca = BASE64.encode(ca_pem)
+    )
+}
+
+async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client, ControlPlaneError> {
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(ControlPlaneError::client)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(ControlPlaneError::client)?;
+    kube::Client::try_from(config).map_err(ControlPlaneError::client)
+}
+
+/// Starts etcd on two free loopback ports and waits until `/health` is true.
+async fn start_etcd(
+    binaries: &Binaries,
+    dir: &Path,
+) -> Result<(LoggedProcess, String), ControlPlaneError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let args: Vec<OsString> = vec![
+            "--name=controlplane".into(),
+            arg("--data-dir=", dir.join("etcd")),
+            format!("--listen-client-urls={client_url}").into(),
+            format!("--advertise-client-urls={client_url}").into(),
+            format!("--listen-peer-urls={peer_url}").into(),
+            format!("--initial-advertise-peer-urls={peer_url}").into(),
+            format!("--initial-cluster=controlplane={peer_url}").into(),
+            "--initial-cluster-state=new".into(),
+            // Throwaway data: durability buys nothing and costs test time.
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        let mut etcd =
+            LoggedProcess::spawn("etcd", &binaries.etcd, &args, dir, dir.join("etcd.log"))?;
+        let started = Instant::now();
+        let mut last = String::from("not checked yet");
+        loop {
+            if let Some(status) = etcd.exited() {
+                let logs = etcd.log_tail(TAIL_LINES);
+                if attempt < PORT_ATTEMPTS && logs.contains("address already in use") {
+                    break;
+                }
+                return Err(ControlPlaneError::Exited { name: "etcd", status, logs });
+            }
+            match etcd_health(client_port).await {
+                Ok(()) => return Ok((etcd, client_url)),
+                Err(error) => last = error,
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(ControlPlaneError::NotReady {
+                    name: "etcd",
+                    waited: READY_TIMEOUT,
+                    last,
+                    logs: etcd.log_tail(TAIL_LINES),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        // The ports were taken between choosing and binding them: try others.
+        drop(etcd);
+        let _ = std::fs::remove_dir_all(dir.join("etcd"));
+    }
+}
+
+/// One `GET /health` against etcd over plain HTTP.
+async fn etcd_health(port: u16) -> Result<(), String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|error| format!("connect: {error}"))?;
+    stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .map_err(|error| format!("write: {error}"))?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .map_err(|_| "no answer within 5s".to_string())?
+        .map_err(|error| format!("read: {error}"))?;
+    if response.contains("\"health\":\"true\"") {
+        Ok(())
+    } else {
+        Err(format!("answered {:?}", response.lines().last().unwrap_or_default()))
+    }
+}
+
+/// Starts kube-apiserver on a free loopback port and waits until `/readyz`
+/// answers ok to the admin.
+async fn start_apiserver(
+    binaries: &Binaries,
+    dir: &Path,
+    etcd: &mut LoggedProcess,
+    etcd_url: &str,
+    ca: &Ca,
+    admin: &CertifiedKey,
+) -> Result<(LoggedProcess, String, kube::Client), ControlPlaneError> {
+    let pki = dir.join("pki");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port()?;
+        let server_url = format!("https://127.0.0.1:{port}");
+        let args: Vec<OsString> = vec![
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}").into(),
+            format!("--etcd-servers={etcd_url}").into(),
+            arg("--client-ca-file=", pki.join("ca.crt")),
+            arg("--tls-cert-file=", pki.join("apiserver.crt")),
+            arg("--tls-private-key-file=", pki.join("apiserver.key")),
+            arg("--cert-dir=", dir.join("apiserver-certs")),
+            format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}").into(),
+            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}").into(),
+            arg("--service-account-key-file=", pki.join("service-account.key")),
+            arg("--service-account-signing-key-file=", pki.join("service-account.key")),
+            "--authorization-mode=Node,RBAC".into(),
+            // No controller-manager creates the `default` ServiceAccount or
+            // tokens, so the plugin would reject every Pod.
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            // The `kubernetes` Service's endpoints would be 127.0.0.1, which
+            // the Endpoints validation rejects; nothing here needs them.
+            "--endpoint-reconciler-type=none".into(),
+        ];
+        let mut apiserver = LoggedProcess::spawn(
+            "kube-apiserver",
+            &binaries.kube_apiserver,
+            &args,
+            dir,
+            dir.join("kube-apiserver.log"),
+        )?;
+        let both_logs = |apiserver: &LoggedProcess, etcd: &LoggedProcess| {
+            format!("{}\n{}", etcd.log_tail(TAIL_LINES), apiserver.log_tail(TAIL_LINES))
+        };
+        let client = client_from_kubeconfig(&kubeconfig(
+            &server_url,
+            ca.cert_pem(),
+            &format!(
+                "client-certificate-data: {}\n    client-key-data: {}",
+                BASE64.encode(&admin.cert_pem),
+                BASE64.encode(&admin.key_pem)
+            ),
+        ))
+        .await?;
+        let started = Instant::now();
+        let mut last = String::from("not checked yet");
+        loop {
+            if let Some(status) = etcd.exited() {
+                return Err(ControlPlaneError::Exited {
+                    name: etcd.name(),
+                    status,
+                    logs: both_logs(&apiserver, etcd),
+                });
+            }
+            if let Some(status) = apiserver.exited() {
+                let logs = both_logs(&apiserver, etcd);
+                if attempt < PORT_ATTEMPTS && logs.contains("address already in use") {
+                    break;
+                }
+                return Err(ControlPlaneError::Exited { name: apiserver.name(), status, logs });
+            }
+            let readyz = http::Request::get("/readyz").body(Vec::new());
+            match readyz {
+                Ok(request) => match client.request_text(request).await {
+                    Ok(body) if body.trim() == "ok" => return Ok((apiserver, server_url, client)),
+                    Ok(body) => last = format!("/readyz answered {body:?}"),
+                    Err(error) => last = format!("/readyz: {error}"),
+                },
+                Err(error) => last = format!("cannot build the /readyz request: {error}"),
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(ControlPlaneError::NotReady {
+                    name: apiserver.name(),
+                    waited: READY_TIMEOUT,
+                    last,
+                    logs: both_logs(&apiserver, etcd),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16, ControlPlaneError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|source| ControlPlaneError::io("find a free loopback port", source))
+}
+
+/// `--flag=` followed by a path.
+fn arg(flag: &str, path: PathBuf) -> OsString {
+    let mut arg = OsString::from(flag);
+    arg.push(path.into_os_string());
+    arg
+}
+
+/// Writes a file readable only by its owner, creating its directory.
+fn write_private(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
+    write_file_private(path, contents)
+        .map_err(|source| ControlPlaneError::io("write a certificate or key", source))
+}
+
+fn write_file_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_parses() {
+        let yaml = kubeconfig("https://127.0.0.1:6443", "CA", "token: abc");
+        let parsed = Kubeconfig::from_yaml(&yaml).unwrap();
+        assert_eq!(parsed.current_context.as_deref(), Some("kubegres-restore-test"));
+        let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert!(parsed.auth_infos[0].auth_info.as_ref().unwrap().token.is_some());
+    }
+
+    #[test]
+    fn error_reasons() {
+        let error = ControlPlaneError::io("test", std::io::Error::other("boom"));
+        assert_eq!(error.reason(), "Io");
+        assert_eq!(error.to_string(), "cannot test: boom");
+    }
+}
