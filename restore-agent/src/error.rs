@@ -102,12 +102,12 @@ impl Error {
             exit_code: Some(self.exit_code().code()),
             ..Default::default()
         };
-        if let Error::Target(t) = self {
-            if let Some(sql) = t.sql_failure() {
-                f.sqlstate = sql.sqlstate.clone();
-                f.statement = Some(sql.statement.clone());
-                f.line = sql.line;
-            }
+        if let Error::Target(t) = self
+            && let Some(sql) = t.sql_failure()
+        {
+            f.sqlstate = sql.sqlstate.clone();
+            f.statement = Some(sql.statement.clone());
+            f.line = sql.line;
         }
         if let Error::Dump(DumpError::Script(e)) = self {
             f.line = e.line();

@@ -346,6 +346,46 @@ impl ProgressSink for Bar {
     }
 }
 
+/// `--progress log` (and the default off a terminal): a log line every interval.
+pub struct LogLines {
+    interval: Duration,
+}
+
+impl LogLines {
+    pub fn new(interval: Duration) -> LogLines {
+        LogLines { interval }
+    }
+}
+
+impl ProgressSink for LogLines {
+    fn update<'a>(&'a mut self, p: &'a RestoreProgress) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if p.bytes_read == 0 {
+                return;
+            }
+            tracing::info!(
+                read = %human_bytes(p.bytes_read),
+                total = p.bytes_total.map(human_bytes).unwrap_or_default(),
+                percent = p.percent.map(|v| v.to_string()).unwrap_or_default(),
+                rows = p.rows_copied,
+                throughput = p.throughput.as_deref().unwrap_or(""),
+                eta = p.eta.as_deref().unwrap_or(""),
+                database = p.current_database.as_deref().unwrap_or(""),
+                object = p.current_object.as_deref().unwrap_or(""),
+                "progress"
+            );
+        })
+    }
+
+    fn finish<'a>(&'a mut self, _p: &'a RestoreProgress, _outcome: &'a Outcome) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn min_interval(&self) -> Duration {
+        self.interval
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,45 +454,5 @@ mod tests {
         // 500 ms at one update per 100 ms: about 5, never one per increment.
         assert!((3..=7).contains(&updates), "{log:?}");
         assert_eq!(log.last().map(String::as_str), Some("completed"));
-    }
-}
-
-/// `--progress log` (and the default off a terminal): a log line every interval.
-pub struct LogLines {
-    interval: Duration,
-}
-
-impl LogLines {
-    pub fn new(interval: Duration) -> LogLines {
-        LogLines { interval }
-    }
-}
-
-impl ProgressSink for LogLines {
-    fn update<'a>(&'a mut self, p: &'a RestoreProgress) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if p.bytes_read == 0 {
-                return;
-            }
-            tracing::info!(
-                read = %human_bytes(p.bytes_read),
-                total = p.bytes_total.map(human_bytes).unwrap_or_default(),
-                percent = p.percent.map(|v| v.to_string()).unwrap_or_default(),
-                rows = p.rows_copied,
-                throughput = p.throughput.as_deref().unwrap_or(""),
-                eta = p.eta.as_deref().unwrap_or(""),
-                database = p.current_database.as_deref().unwrap_or(""),
-                object = p.current_object.as_deref().unwrap_or(""),
-                "progress"
-            );
-        })
-    }
-
-    fn finish<'a>(&'a mut self, _p: &'a RestoreProgress, _outcome: &'a Outcome) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-
-    fn min_interval(&self) -> Duration {
-        self.interval
     }
 }

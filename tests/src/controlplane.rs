@@ -194,7 +194,9 @@ impl ControlPlane {
         write_private(&pki.join("ca.crt"), ca.cert_pem())?;
         write_private(&pki.join("apiserver.crt"), &serving.cert_pem)?;
         write_private(&pki.join("apiserver.key"), &serving.key_pem)?;
-        write_private(&pki.join("service-account.key"), &pki::service_account_key()?)?;
+        let service_account = pki::service_account_key()?;
+        write_private(&pki.join("service-account.key"), &service_account.private_pem)?;
+        write_private(&pki.join("service-account.pub"), &service_account.public_pem)?;
 
         let (mut etcd, etcd_url) = start_etcd(&binaries, dir.path()).await?;
         let (apiserver, server_url, client) =
@@ -255,11 +257,7 @@ impl ControlPlane {
 
     /// A kube client with a fresh client certificate for `user` in `groups`
     /// (no group grants anything unless it is `system:masters` or RBAC binds it).
-    pub async fn client_for_user(
-        &self,
-        user: &str,
-        groups: &[&str],
-    ) -> Result<kube::Client, ControlPlaneError> {
+    pub async fn client_for_user(&self, user: &str, groups: &[&str]) -> Result<kube::Client, ControlPlaneError> {
         let identity = self.ca.client(user, groups)?;
         client_from_kubeconfig(&self.kubeconfig_with_user(&format!(
             "client-certificate-data: {}\n    client-key-data: {}",
@@ -328,10 +326,7 @@ async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client, ControlPlane
 }
 
 /// Starts etcd on two free loopback ports and waits until `/health` is true.
-async fn start_etcd(
-    binaries: &Binaries,
-    dir: &Path,
-) -> Result<(LoggedProcess, String), ControlPlaneError> {
+async fn start_etcd(binaries: &Binaries, dir: &Path) -> Result<(LoggedProcess, String), ControlPlaneError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -351,10 +346,8 @@ async fn start_etcd(
             "--unsafe-no-fsync=true".into(),
             "--log-level=warn".into(),
         ];
-        let mut etcd =
-            LoggedProcess::spawn("etcd", &binaries.etcd, &args, dir, dir.join("etcd.log"))?;
+        let mut etcd = LoggedProcess::spawn("etcd", &binaries.etcd, &args, dir, dir.join("etcd.log"))?;
         let started = Instant::now();
-        let mut last = String::from("not checked yet");
         loop {
             if let Some(status) = etcd.exited() {
                 let logs = etcd.log_tail(TAIL_LINES);
@@ -363,10 +356,10 @@ async fn start_etcd(
                 }
                 return Err(ControlPlaneError::Exited { name: "etcd", status, logs });
             }
-            match etcd_health(client_port).await {
+            let last = match etcd_health(client_port).await {
                 Ok(()) => return Ok((etcd, client_url)),
-                Err(error) => last = error,
-            }
+                Err(error) => error,
+            };
             if started.elapsed() > READY_TIMEOUT {
                 return Err(ControlPlaneError::NotReady {
                     name: "etcd",
@@ -385,9 +378,8 @@ async fn start_etcd(
 
 /// One `GET /health` against etcd over plain HTTP.
 async fn etcd_health(port: u16) -> Result<(), String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|error| format!("connect: {error}"))?;
+    let mut stream =
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|error| format!("connect: {error}"))?;
     stream
         .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .await
@@ -431,7 +423,7 @@ async fn start_apiserver(
             arg("--cert-dir=", dir.join("apiserver-certs")),
             format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}").into(),
             format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}").into(),
-            arg("--service-account-key-file=", pki.join("service-account.key")),
+            arg("--service-account-key-file=", pki.join("service-account.pub")),
             arg("--service-account-signing-key-file=", pki.join("service-account.key")),
             "--authorization-mode=Node,RBAC".into(),
             // No controller-manager creates the `default` ServiceAccount or
@@ -464,14 +456,9 @@ async fn start_apiserver(
         ))
         .await?;
         let started = Instant::now();
-        let mut last = String::from("not checked yet");
         loop {
             if let Some(status) = etcd.exited() {
-                return Err(ControlPlaneError::Exited {
-                    name: etcd.name(),
-                    status,
-                    logs: both_logs(&apiserver, etcd),
-                });
+                return Err(ControlPlaneError::Exited { name: etcd.name(), status, logs: both_logs(&apiserver, etcd) });
             }
             if let Some(status) = apiserver.exited() {
                 let logs = both_logs(&apiserver, etcd);
@@ -481,14 +468,14 @@ async fn start_apiserver(
                 return Err(ControlPlaneError::Exited { name: apiserver.name(), status, logs });
             }
             let readyz = http::Request::get("/readyz").body(Vec::new());
-            match readyz {
+            let last = match readyz {
                 Ok(request) => match client.request_text(request).await {
                     Ok(body) if body.trim() == "ok" => return Ok((apiserver, server_url, client)),
-                    Ok(body) => last = format!("/readyz answered {body:?}"),
-                    Err(error) => last = format!("/readyz: {error}"),
+                    Ok(body) => format!("/readyz answered {body:?}"),
+                    Err(error) => format!("/readyz: {error}"),
                 },
-                Err(error) => last = format!("cannot build the /readyz request: {error}"),
-            }
+                Err(error) => format!("cannot build the /readyz request: {error}"),
+            };
             if started.elapsed() > READY_TIMEOUT {
                 return Err(ControlPlaneError::NotReady {
                     name: apiserver.name(),
@@ -519,8 +506,7 @@ fn arg(flag: &str, path: PathBuf) -> OsString {
 
 /// Writes a file readable only by its owner, creating its directory.
 fn write_private(path: &Path, contents: &str) -> Result<(), ControlPlaneError> {
-    write_file_private(path, contents)
-        .map_err(|source| ControlPlaneError::io("write a certificate or key", source))
+    write_file_private(path, contents).map_err(|source| ControlPlaneError::io("write a certificate or key", source))
 }
 
 fn write_file_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -529,12 +515,7 @@ fn write_file_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())
 }
 

@@ -4,9 +4,9 @@
 
 pub mod agent;
 pub mod compare;
+pub mod controlplane;
 pub mod dumps;
 pub mod fixtures;
 pub mod http;
 pub mod pg;
 pub mod s3;
-pub mod controlplane;

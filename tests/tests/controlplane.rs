@@ -51,7 +51,10 @@ async fn control_plane_serves_the_kubernetes_api() {
     let config = kube::Config::from_custom_kubeconfig(from_file, &Default::default()).await.unwrap();
     let file_client = kube::Client::try_from(config).unwrap();
     let me: SelfSubjectReview = Api::all(file_client)
-        .create(&PostParams::default(), &object(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
+        )
         .await
         .unwrap();
     let me = me.status.unwrap().user_info.unwrap();
@@ -75,20 +78,21 @@ async fn control_plane_serves_the_kubernetes_api() {
 async fn service_account_tokens_and_rbac(cp: &ControlPlane) {
     let admin = cp.client();
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), NS);
-    sas.create(&PostParams::default(), &object(json!({"metadata": {"name": "reader"}})))
-        .await
-        .unwrap();
+    sas.create(&PostParams::default(), &object(json!({"metadata": {"name": "reader"}}))).await.unwrap();
     let request = TokenRequest {
-        spec: TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() },
+        spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
         ..Default::default()
     };
     let issued = sas.create_token_request("reader", &PostParams::default(), &request).await.unwrap();
-    let token = issued.status.unwrap().token;
+    let token = issued.status.unwrap().token.expect("TokenRequest returns a token");
     assert!(token.split('.').count() == 3, "a service-account token is a JWT");
     let reader = cp.client_with_token(&token).await.unwrap();
 
     let me: SelfSubjectReview = Api::all(reader.clone())
-        .create(&PostParams::default(), &object(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})))
+        .create(
+            &PostParams::default(),
+            &object(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -100,14 +104,10 @@ async fn service_account_tokens_and_rbac(cp: &ControlPlane) {
     let secrets: Api<Secret> = Api::namespaced(reader.clone(), NS);
     let denied = secrets.list(&Default::default()).await.unwrap_err();
     assert_eq!(status_of(&denied), Some(403), "{denied}");
-    assert!(
-        denied.to_string().contains(&format!("system:serviceaccount:{NS}:reader")),
-        "{denied}"
-    );
+    assert!(denied.to_string().contains(&format!("system:serviceaccount:{NS}:reader")), "{denied}");
     // A garbage token is not a ServiceAccount: 401.
     let stranger = cp.client_with_token("not-a-token").await.unwrap();
-    let unauthorized =
-        Api::<ConfigMap>::namespaced(stranger, NS).list(&Default::default()).await.unwrap_err();
+    let unauthorized = Api::<ConfigMap>::namespaced(stranger, NS).list(&Default::default()).await.unwrap_err();
     assert_eq!(status_of(&unauthorized), Some(401), "{unauthorized}");
 
     // A Role and RoleBinding grant it ConfigMaps (RBAC serves new bindings
@@ -190,9 +190,10 @@ async fn custom_resources(cp: &ControlPlane) {
     let deadline = Instant::now() + SETTLE;
     loop {
         let crd = crds.get("widgets.selftest.kubegres-restore.io").await.unwrap();
-        let established = crd.status.and_then(|status| status.conditions).is_some_and(|conditions| {
-            conditions.iter().any(|c| c.type_ == "Established" && c.status == "True")
-        });
+        let established = crd
+            .status
+            .and_then(|status| status.conditions)
+            .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
         if established {
             break;
         }
@@ -245,13 +246,8 @@ async fn server_side_dry_run(cp: &ControlPlane) {
         .await
         .unwrap();
     assert_eq!(answer.data.unwrap()["key"], "value");
-    let managers: Vec<String> = answer
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|entry| entry.manager)
-        .collect();
+    let managers: Vec<String> =
+        answer.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|entry| entry.manager).collect();
     assert_eq!(managers, ["controlplane-selftest"]);
     let missing = configmaps.get("dry").await.unwrap_err();
     assert_eq!(status_of(&missing), Some(404), "dry-run stored the object: {missing}");

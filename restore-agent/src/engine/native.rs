@@ -194,20 +194,18 @@ impl Run<'_> {
         let Some(db) = e.as_db_error() else {
             return Err(self.pg_error(e, sql, Some(line)));
         };
-        if recoverable {
-            if let Some(kind) = expected::classify(sql, db.code().code(), db.message()) {
-                self.report.tolerated += 1;
-                self.tracker.add_warning();
-                tracing::debug!(
-                    ?kind,
-                    sqlstate = db.code().code(),
-                    line,
-                    "tolerated a known-harmless error: {}",
-                    db.message()
-                );
-                let _: Harmless = kind;
-                return Ok(());
-            }
+        if recoverable && let Some(kind) = expected::classify(sql, db.code().code(), db.message()) {
+            self.report.tolerated += 1;
+            self.tracker.add_warning();
+            tracing::debug!(
+                ?kind,
+                sqlstate = db.code().code(),
+                line,
+                "tolerated a known-harmless error: {}",
+                db.message()
+            );
+            let _: Harmless = kind;
+            return Ok(());
         }
         let failure = SqlFailure::from_pg(e, sql, Some(line), Some(&self.database));
         if self.opts.on_error == OnError::Continue && recoverable {
@@ -243,10 +241,10 @@ impl Run<'_> {
             match msg {
                 Msg::Event(Event::CopyData(chunk)) => {
                     let rows = memchr::memchr_iter(b'\n', &chunk).count() as u64;
-                    if let (Some(mut s), None) = (sink.as_mut().as_pin_mut(), &send_error) {
-                        if let Err(e) = s.send(chunk).await {
-                            send_error = Some(e);
-                        }
+                    if let (Some(mut s), None) = (sink.as_mut().as_pin_mut(), &send_error)
+                        && let Err(e) = s.send(chunk).await
+                    {
+                        send_error = Some(e);
                     }
                     self.tracker.add_rows(rows);
                     self.report.rows += rows;

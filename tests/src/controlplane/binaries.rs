@@ -61,8 +61,7 @@ impl Binaries {
     /// The binaries in the cache, if both exist.
     pub fn cached() -> Option<Self> {
         let dir = Self::dir();
-        let binaries =
-            Self { kube_apiserver: dir.join("kube-apiserver"), etcd: dir.join("etcd") };
+        let binaries = Self { kube_apiserver: dir.join("kube-apiserver"), etcd: dir.join("etcd") };
         (binaries.kube_apiserver.is_file() && binaries.etcd.is_file()).then_some(binaries)
     }
 
@@ -80,8 +79,8 @@ impl Binaries {
             script.display(),
             build_log.display()
         );
-        let log = std::fs::File::create(build_log)
-            .map_err(|source| ControlPlaneError::io("create the build log", source))?;
+        let log =
+            std::fs::File::create(build_log).map_err(|source| ControlPlaneError::io("create the build log", source))?;
         let output = tokio::process::Command::new("bash")
             .arg(&script)
             .stdin(Stdio::null())
@@ -98,11 +97,7 @@ impl Binaries {
             return Err(failed(format!("{} exited with {}", script.display(), output.status)));
         }
         Self::cached().ok_or_else(|| {
-            failed(format!(
-                "{} succeeded but the binaries are not in {}",
-                script.display(),
-                Self::dir().display()
-            ))
+            failed(format!("{} succeeded but the binaries are not in {}", script.display(), Self::dir().display()))
         })
     }
 }

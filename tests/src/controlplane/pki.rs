@@ -5,8 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// The name the admin client certificate carries.
@@ -52,11 +51,8 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, "kubegres-restore-test-ca");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
         Ok(Self { issuer: Issuer::new(params, key), cert_pem: cert.pem() })
     }
@@ -80,8 +76,7 @@ impl Ca {
             params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
         }
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
-        params.key_usages =
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(&params)
     }
@@ -106,10 +101,21 @@ impl Ca {
     }
 }
 
-/// A fresh key for signing service-account tokens (ES256); the apiserver
-/// reads the public half from the same PEM file.
-pub fn service_account_key() -> Result<String, rcgen::Error> {
-    Ok(KeyPair::generate()?.serialize_pem())
+/// A fresh key pair for signing service-account tokens (ES256): the private
+/// key (PKCS#8 PEM) for `--service-account-signing-key-file` and the public
+/// key (SPKI PEM) for `--service-account-key-file`, which does not accept a
+/// PKCS#8 private key.
+pub fn service_account_key() -> Result<ServiceAccountKey, rcgen::Error> {
+    let key = KeyPair::generate()?;
+    Ok(ServiceAccountKey { public_pem: key.public_key_pem(), private_pem: key.serialize_pem() })
+}
+
+/// The service-account token signing key pair, both PEM.
+pub struct ServiceAccountKey {
+    /// The public key (SPKI).
+    pub public_pem: String,
+    /// The private key (PKCS#8).
+    pub private_pem: String,
 }
 
 #[cfg(test)]
@@ -126,6 +132,8 @@ mod tests {
         let admin = ca.client(ADMIN_USER, &[ADMIN_GROUP]).unwrap();
         assert!(admin.cert_pem.contains("BEGIN CERTIFICATE"));
         assert_eq!(format!("{admin:?}"), "CertifiedKey { .. }");
-        assert!(service_account_key().unwrap().contains("BEGIN PRIVATE KEY"));
+        let sa = service_account_key().unwrap();
+        assert!(sa.private_pem.contains("BEGIN PRIVATE KEY"));
+        assert!(sa.public_pem.contains("BEGIN PUBLIC KEY"));
     }
 }

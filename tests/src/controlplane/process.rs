@@ -37,10 +37,8 @@ impl LoggedProcess {
         dir: &Path,
         log: PathBuf,
     ) -> Result<Self, ControlPlaneError> {
-        let out = File::create(&log)
-            .map_err(|source| ControlPlaneError::io("create a log file", source))?;
-        let err =
-            out.try_clone().map_err(|source| ControlPlaneError::io("open a log file", source))?;
+        let out = File::create(&log).map_err(|source| ControlPlaneError::io("create a log file", source))?;
+        let err = out.try_clone().map_err(|source| ControlPlaneError::io("open a log file", source))?;
         let child = Command::new(program)
             .args(args)
             .current_dir(dir)
@@ -48,11 +46,7 @@ impl LoggedProcess {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|source| ControlPlaneError::Spawn {
-                name,
-                program: program.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| ControlPlaneError::Spawn { name, program: program.to_path_buf(), source })?;
         Ok(Self { name, child, log })
     }
 
