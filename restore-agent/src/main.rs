@@ -15,21 +15,20 @@ fn main() {
     init_logging(cli.log_format, &cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => exit_with(&Error::Internal(format!("cannot start the runtime: {e}")), false),
+        Err(e) => exit_with(&Error::Internal(format!("cannot start the runtime: {e}"))),
     };
     let code = runtime.block_on(async {
         match cli.command {
             Command::Restore(args) => {
-                let json = args.progress == ProgressMode::Json;
                 let mode = args.progress;
                 let interval = Duration::from_secs_f64(args.progress_interval.clamp(0.1, 3600.0));
-                let sinks = move |total: Option<u64>| -> Vec<Box<dyn ProgressSink>> {
+                let sinks = move || -> Vec<Box<dyn ProgressSink>> {
                     match mode {
                         ProgressMode::Json => vec![Box::new(progress::JsonLines::new(interval))],
-                        ProgressMode::Bar => vec![Box::new(progress::Bar::new(total))],
+                        ProgressMode::Bar => vec![Box::new(progress::Bar::new())],
                         ProgressMode::Log => vec![Box::new(progress::LogLines::new(interval))],
                         ProgressMode::Auto if std::io::stderr().is_terminal() => {
-                            vec![Box::new(progress::Bar::new(total))]
+                            vec![Box::new(progress::Bar::new())]
                         }
                         ProgressMode::Auto => {
                             vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))]
@@ -49,12 +48,12 @@ fn main() {
                         );
                         ExitCode::Success
                     }
-                    Err(e) => report(&e, json),
+                    Err(e) => report(&e),
                 }
             }
             Command::Inspect(args) => match inspect::run(&args).await {
                 Ok(()) => ExitCode::Success,
-                Err(e) => report(&e, false),
+                Err(e) => report(&e),
             },
         }
     });
@@ -63,15 +62,16 @@ fn main() {
     std::process::exit(i32::from(code.code()));
 }
 
-fn report(e: &Error, json_already_printed: bool) -> ExitCode {
-    let _ = json_already_printed;
+/// One line that names the problem; with `--progress json` the failure was
+/// also printed as the last JSON event.
+fn report(e: &Error) -> ExitCode {
     eprintln!("error: {e}");
     tracing::debug!(reason = e.reason(), "failed");
     e.exit_code()
 }
 
-fn exit_with(e: &Error, json: bool) -> ! {
-    let code = report(e, json);
+fn exit_with(e: &Error) -> ! {
+    let code = report(e);
     std::process::exit(i32::from(code.code()))
 }
 

@@ -18,7 +18,8 @@ use crate::integrity::ByteCounter;
 #[derive(Debug)]
 pub struct Tracker {
     bytes_read: Arc<ByteCounter>,
-    bytes_total: Option<u64>,
+    /// The source size; `u64::MAX` while unknown.
+    bytes_total: AtomicU64,
     uncompressed: AtomicU64,
     rows: AtomicU64,
     warnings: AtomicU64,
@@ -37,7 +38,7 @@ impl Tracker {
     pub fn new(bytes_read: Arc<ByteCounter>, bytes_total: Option<u64>) -> Arc<Tracker> {
         Arc::new(Tracker {
             bytes_read,
-            bytes_total,
+            bytes_total: AtomicU64::new(bytes_total.unwrap_or(u64::MAX)),
             uncompressed: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             warnings: AtomicU64::new(0),
@@ -49,6 +50,16 @@ impl Tracker {
     /// A tracker for tests and tools that do not read a source.
     pub fn detached() -> Arc<Tracker> {
         Tracker::new(Arc::new(ByteCounter::default()), None)
+    }
+
+    /// The source size, once the source is open.
+    pub fn set_total(&self, total: Option<u64>) {
+        self.bytes_total.store(total.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn total(&self) -> Option<u64> {
+        let t = self.bytes_total.load(Ordering::Relaxed);
+        (t != u64::MAX).then_some(t)
     }
 
     /// The object being restored, from a pg_dump header or an archive TOC
@@ -107,14 +118,15 @@ impl Tracker {
         let elapsed = self.started.elapsed();
         let secs = elapsed.as_secs_f64();
         let rate = if secs >= 0.5 { (read as f64 / secs) as u64 } else { 0 };
-        let percent = self.bytes_total.filter(|t| *t > 0).map(|t| ((read.min(t) * 100) / t) as u8);
-        let eta = match (self.bytes_total, rate) {
+        let total = self.total();
+        let percent = total.filter(|t| *t > 0).map(|t| ((read.min(t) * 100) / t) as u8);
+        let eta = match (total, rate) {
             (Some(t), r) if r > 0 && t >= read => Some(human_duration(Duration::from_secs((t - read) / r))),
             _ => None,
         };
         RestoreProgress {
             bytes_read: read,
-            bytes_total: self.bytes_total,
+            bytes_total: total,
             bytes_uncompressed: self.uncompressed.load(Ordering::Relaxed),
             percent,
             rows_copied: self.rows.load(Ordering::Relaxed),
@@ -290,33 +302,43 @@ impl ProgressSink for JsonLines {
     }
 }
 
-/// `--progress bar`: an indicatif bar on stderr.
+/// `--progress bar`: an indicatif bar on stderr (a spinner until the size is known).
 pub struct Bar {
     bar: indicatif::ProgressBar,
+    sized: bool,
 }
 
+const BAR_TEMPLATE: &str =
+    "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}";
+const SPINNER_TEMPLATE: &str = "{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}";
+
 impl Bar {
-    pub fn new(total: Option<u64>) -> Bar {
-        let bar = match total {
-            Some(t) => indicatif::ProgressBar::new(t),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        let template = if total.is_some() {
-            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}"
-        } else {
-            "{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}"
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+    pub fn new() -> Bar {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(SPINNER_TEMPLATE) {
             bar.set_style(style);
         }
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-        Bar { bar }
+        Bar { bar, sized: false }
+    }
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Bar::new()
     }
 }
 
 impl ProgressSink for Bar {
     fn update<'a>(&'a mut self, p: &'a RestoreProgress) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            if let (Some(t), false) = (p.bytes_total, self.sized) {
+                self.sized = true;
+                self.bar.set_length(t);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(BAR_TEMPLATE) {
+                    self.bar.set_style(style);
+                }
+            }
             self.bar.set_position(p.bytes_read);
             let mut msg = String::new();
             if let Some(db) = &p.current_database {

@@ -30,8 +30,8 @@ const READ_BUFFER: usize = 256 * 1024;
 /// one statement or one COPY chunk): bounds memory whatever the dump size.
 const CHANNEL_DEPTH: usize = 32;
 
-/// Builds the progress sinks once the source size is known.
-pub type SinkFactory<'a> = &'a (dyn Fn(Option<u64>) -> Vec<Box<dyn ProgressSink>> + Sync);
+/// Builds the progress sinks (they learn the source size from the snapshots).
+pub type SinkFactory<'a> = &'a (dyn Fn() -> Vec<Box<dyn ProgressSink>> + Sync);
 
 /// Source options from the command line and the environment.
 pub fn source_options(args: &SourceArgs) -> Result<SourceOptions, Error> {
@@ -69,36 +69,38 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, Error> {
     Ok(out)
 }
 
-/// Runs a whole restore and reports its outcome to the sinks.
+/// Runs a whole restore and reports its outcome to the sinks, failures
+/// before the source is even open included.
 pub async fn run(args: &RestoreArgs, sinks: SinkFactory<'_>) -> Result<Summary, Error> {
+    let counter = Arc::new(ByteCounter::default());
+    let tracker = Tracker::new(counter.clone(), None);
+    let reporter = Reporter::start(tracker.clone(), sinks());
+    let result = run_tracked(args, counter, tracker).await;
+    reporter.finish(outcome(&result)).await;
+    result
+}
+
+async fn run_tracked(args: &RestoreArgs, counter: Arc<ByteCounter>, tracker: Arc<Tracker>) -> Result<Summary, Error> {
     let target = TargetConfig::from_url_and_env(args.target.as_deref(), &|k| std::env::var(k).ok())?;
     let location = SourceLocation::parse(&args.source.source)?;
     let opts = source_options(&args.source)?;
     if args.on_error == OnError::Continue && args.single_transaction == Toggle::On {
         return Err(Error::Usage("--on-error continue cannot run in a single transaction".into()));
     }
-    let resolved = source::resolve(&location, &opts).await?;
-    match resolved {
+    match source::resolve(&location, &opts).await? {
         Resolved::Stream(opened) => {
             tracing::info!(source = opened.display.as_str(), size = ?opened.size, "reading");
-            let counter = Arc::new(ByteCounter::default());
-            let tracker = Tracker::new(counter.clone(), opened.size);
-            let reporter = Reporter::start(tracker.clone(), sinks(opened.size));
-            let result = restore_stream(args, target, opened, counter, tracker).await;
-            reporter.finish(outcome(&result)).await;
-            result
+            tracker.set_total(opened.size);
+            restore_stream(args, target, opened, counter, tracker).await
         }
         Resolved::Directory { path, display: shown, size, staging } => {
             tracing::info!(source = shown.as_str(), "reading a directory-format dump");
-            let counter = Arc::new(ByteCounter::default());
             if let Some(s) = size {
                 counter.add(s);
             }
-            let tracker = Tracker::new(counter, size);
-            let reporter = Reporter::start(tracker.clone(), sinks(size));
+            tracker.set_total(size);
             let result = restore_directory(args, target, &path, tracker).await;
             drop(staging);
-            reporter.finish(outcome(&result)).await;
             result
         }
     }

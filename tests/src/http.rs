@@ -7,7 +7,7 @@
 //! tests can check what the client really sent, e.g. that a resume asked for
 //! `Range: bytes=N-`.
 //!
-//! ```ignore
+//! ```text
 //! let server = HttpServer::builder().file("/dump.gz", bytes).with(Behaviour::DropOnceAt(4096)).start().await;
 //! let url = server.url("/dump.gz");
 //! ```

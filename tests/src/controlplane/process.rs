@@ -1,5 +1,6 @@
 //! A child process whose stdout and stderr go to a log file, killed and
-//! reaped when dropped.
+//! reaped when dropped, and killed by a watchdog if the test process dies
+//! without dropping it (SIGKILL, a timeout), so no server outlives its test.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -16,6 +17,7 @@ pub struct LoggedProcess {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    watchdog: Option<Child>,
 }
 
 impl std::fmt::Debug for LoggedProcess {
@@ -29,7 +31,9 @@ impl std::fmt::Debug for LoggedProcess {
 }
 
 impl LoggedProcess {
-    /// Starts `program args...` in `dir`, logging to `log`.
+    /// Starts `program args...` in `dir`, logging to `log`. `dir` is the
+    /// control plane's own directory: the watchdog removes it if the test
+    /// process dies without dropping this.
     pub fn spawn(
         name: &'static str,
         program: &Path,
@@ -47,7 +51,8 @@ impl LoggedProcess {
             .stderr(err)
             .spawn()
             .map_err(|source| ControlPlaneError::Spawn { name, program: program.to_path_buf(), source })?;
-        Ok(Self { name, child, log })
+        let watchdog = watchdog(child.id(), dir);
+        Ok(Self { name, child, log, watchdog })
     }
 
     /// The process's name (`etcd`, `kube-apiserver`).
@@ -79,7 +84,27 @@ impl Drop for LoggedProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
     }
+}
+
+/// A `sh` that, once this test process is gone, kills `pid` and removes
+/// `dir` (the control plane's directory). Best effort: if it cannot start,
+/// the server is still killed on drop.
+fn watchdog(pid: u32, dir: &Path) -> Option<Child> {
+    Command::new("sh")
+        .args(["-c", r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill -9 "$1" 2>/dev/null; rm -rf "$2""#])
+        .arg(std::process::id().to_string())
+        .arg(pid.to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
 }
 
 /// The last `lines` lines of `text`.
