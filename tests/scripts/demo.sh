@@ -40,19 +40,23 @@ dst=$(pg_up "$WORK/target")
     --target "postgres://postgres@127.0.0.1:$dst/postgres" --progress json --progress-interval 0.2 \
   | python3 -c '
 import json, sys
+last = None
 for line in sys.stdin:
     e = json.loads(line)
     p = e.get("progress", {})
     if e["event"] == "progress":
-        print("  %-9s %3s%%  %7d rows  db=%-9s %s" % (e["event"], p.get("percent", "?"), p.get("rowsCopied", 0),
-              p.get("currentDatabase", ""), p.get("currentObject", "")))
+        shown = "  %3s%%  %7d rows  db=%-9s %s" % (p.get("percent", "?"), p.get("rowsCopied", 0),
+              p.get("currentDatabase", ""), p.get("currentObject", ""))
+        if shown != last:
+            print(shown, flush=True)
+        last = shown
     else:
         print("  %s: %s" % (e["event"], json.dumps(e.get("summary") or e.get("failure"))))
 '
 
 say "checking the restored rows against the source"
 tables=$("$bin/psql" -X -At -h 127.0.0.1 -p "$src" -U postgres -d pagila -c \
-  "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1")
+  "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
 fail=0
 for t in $tables; do
     q="SELECT count(*) || ' rows, md5 ' || md5(string_agg(x::text, E'\n' ORDER BY x::text)) FROM $t x"
