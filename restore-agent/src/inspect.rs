@@ -106,30 +106,20 @@ pub async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
                     let format = prepared.format;
                     let mut reader = prepared.reader;
                     match format {
-                        DumpFormat::Custom => {
+                        DumpFormat::Custom | DumpFormat::Tar => {
+                            if format == DumpFormat::Tar {
+                                // toc.dat is the tar's first member: skip its 512-byte header.
+                                let mut tar_header = [0u8; 512];
+                                reader.read_exact(&mut tar_header).map_err(restore::map_io)?;
+                            }
                             let (h, toc) = archive::read_header_and_toc(&mut reader)?;
                             drain(&mut reader)?;
                             let s = archive::summarize(&h, &toc);
                             Ok((
                                 prepared.compression,
                                 format,
-                                Some(h.server_version.clone()),
-                                Some(h.pg_dump_version.clone()),
-                                Some(s),
-                                None,
-                            ))
-                        }
-                        DumpFormat::Tar => {
-                            let mut tar_header = [0u8; 512];
-                            reader.read_exact(&mut tar_header).map_err(restore::map_io)?;
-                            let (h, toc) = archive::read_header_and_toc(&mut reader)?;
-                            drain(&mut reader)?;
-                            let s = archive::summarize(&h, &toc);
-                            Ok((
-                                prepared.compression,
-                                format,
-                                Some(h.server_version.clone()),
-                                Some(h.pg_dump_version.clone()),
+                                Some(h.server_version),
+                                Some(h.pg_dump_version),
                                 Some(s),
                                 None,
                             ))

@@ -364,7 +364,8 @@ impl<'t> ToolLog<'t> {
             Some(c) => format!("exited with status {c}"),
             None => "was killed by a signal".to_string(),
         };
-        let tail = self.tail_text(3);
+        // The tail may hold a "Command was:" line: never let a PASSWORD literal through.
+        let tail = proto::redact_secrets(&self.tail_text(3));
         let message = if tail.is_empty() { how } else { format!("{how}: {tail}") };
         Err(TargetError::Tool { tool: self.tool.name(), message, failure: None }.into())
     }
