@@ -5,7 +5,7 @@ export KUBEGRES_RESTORE_CACHE := $(CACHE)
 CARGO ?= cargo
 SCALE ?= 50
 
-.PHONY: all setup build test test-unit lint demo bench fmt clippy
+.PHONY: all setup build test test-unit lint demo bench fmt clippy crds
 
 all: build
 
@@ -41,3 +41,8 @@ demo: setup
 bench: setup
 	$(CARGO) build --release -p restore-agent
 	SCALE=$(SCALE) bash tests/bench/restore-bench.sh
+
+## The CRD in deploy/crds, generated from the types in proto/src/crd (a test fails when it drifts).
+crds:
+	$(CARGO) run -q -p kubegres-restore-operator --bin crdgen > deploy/crds/kubegres-restore.yaml.tmp
+	mv deploy/crds/kubegres-restore.yaml.tmp deploy/crds/kubegres-restore.yaml

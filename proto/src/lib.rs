@@ -4,9 +4,11 @@
 //! [`RestoreProgress`] and [`RestoreFailure`]; the operator reads them and the
 //! agent's [`ExitCode`] to decide what happens next.
 
+pub mod crd;
 mod exit;
 mod progress;
 
+pub use crd::{KubegresRestore, KubegresRestoreSpec, KubegresRestoreStatus, OPERATOR_FIELD_MANAGER, Phase};
 pub use exit::ExitCode;
 pub use progress::{RestoreFailure, RestoreProgress, Section, redact_secrets, statement_start};
 

@@ -121,9 +121,14 @@ pub struct RestoreArgs {
     /// Progress display: a bar on a terminal, JSON lines on stdout, periodic log lines, or none.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
-    /// Seconds between two JSON/log progress reports.
+    /// Seconds between two JSON/log/status progress reports.
     #[arg(long, default_value_t = 2.0)]
     pub progress_interval: f64,
+    /// Also report progress into the status of this KubegresRestore
+    /// (NAMESPACE/NAME; in a restore Pod the operator sets it). Uses the
+    /// in-cluster configuration, or KUBECONFIG outside a Pod.
+    #[arg(long, env = "RESTORE_AGENT_KUBEGRES_RESTORE")]
+    pub kubegres_restore: Option<crate::status::ResourceRef>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod restore;
 pub mod source;
 pub mod sql;
+pub mod status;
 pub mod target;
 
 pub use error::Error;

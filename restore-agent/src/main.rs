@@ -7,7 +7,7 @@ use clap::Parser;
 use proto::ExitCode;
 use restore_agent::cli::{Cli, Command, LogFormat, ProgressMode};
 use restore_agent::progress::{self, ProgressSink};
-use restore_agent::{Error, inspect, restore};
+use restore_agent::{Error, inspect, restore, status};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -22,21 +22,24 @@ fn main() {
             Command::Restore(args) => {
                 let mode = args.progress;
                 let interval = Duration::from_secs_f64(args.progress_interval.clamp(0.1, 3600.0));
-                let sinks = move || -> Vec<Box<dyn ProgressSink>> {
-                    match mode {
-                        ProgressMode::Json => vec![Box::new(progress::JsonLines::new(interval))],
-                        ProgressMode::Bar => vec![Box::new(progress::Bar::new())],
-                        ProgressMode::Log => vec![Box::new(progress::LogLines::new(interval))],
-                        ProgressMode::Auto if std::io::stderr().is_terminal() => {
-                            vec![Box::new(progress::Bar::new())]
-                        }
-                        ProgressMode::Auto => {
-                            vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))]
-                        }
-                        ProgressMode::None => vec![],
+                let mut sinks: Vec<Box<dyn ProgressSink>> = match mode {
+                    ProgressMode::Json => vec![Box::new(progress::JsonLines::new(interval))],
+                    ProgressMode::Bar => vec![Box::new(progress::Bar::new())],
+                    ProgressMode::Log => vec![Box::new(progress::LogLines::new(interval))],
+                    ProgressMode::Auto if std::io::stderr().is_terminal() => vec![Box::new(progress::Bar::new())],
+                    ProgressMode::Auto => {
+                        vec![Box::new(progress::LogLines::new(interval.max(Duration::from_secs(10))))]
                     }
+                    ProgressMode::None => vec![],
                 };
-                match restore::run(&args, &sinks).await {
+                if let Some(resource) = &args.kubegres_restore {
+                    match status::StatusSink::connect(resource, interval).await {
+                        Ok(sink) => sinks.push(Box::new(sink)),
+                        // The restore itself does not need the API: go on, and say so.
+                        Err(e) => tracing::warn!("progress will not reach the KubegresRestore status: {e}"),
+                    }
+                }
+                match restore::run(&args, sinks).await {
                     Ok(summary) => {
                         tracing::info!(
                             statements = summary.statements,

@@ -30,9 +30,6 @@ const READ_BUFFER: usize = 256 * 1024;
 /// one statement or one COPY chunk): bounds memory whatever the dump size.
 const CHANNEL_DEPTH: usize = 32;
 
-/// Builds the progress sinks (they learn the source size from the snapshots).
-pub type SinkFactory<'a> = &'a (dyn Fn() -> Vec<Box<dyn ProgressSink>> + Sync);
-
 /// Source options from the command line and the environment.
 pub fn source_options(args: &SourceArgs) -> Result<SourceOptions, Error> {
     let headers = match std::env::var(&args.http_headers_env) {
@@ -71,10 +68,10 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, Error> {
 
 /// Runs a whole restore and reports its outcome to the sinks, failures
 /// before the source is even open included.
-pub async fn run(args: &RestoreArgs, sinks: SinkFactory<'_>) -> Result<Summary, Error> {
+pub async fn run(args: &RestoreArgs, sinks: Vec<Box<dyn ProgressSink>>) -> Result<Summary, Error> {
     let counter = Arc::new(ByteCounter::default());
     let tracker = Tracker::new(counter.clone(), None);
-    let reporter = Reporter::start(tracker.clone(), sinks());
+    let reporter = Reporter::start(tracker.clone(), sinks);
     let result = run_tracked(args, counter, tracker).await;
     reporter.finish(outcome(&result)).await;
     result

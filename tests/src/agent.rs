@@ -68,6 +68,12 @@ fn newest_source_change() -> Option<(PathBuf, SystemTime)> {
         let Ok(meta) = std::fs::metadata(&p) else {
             continue;
         };
+        // Test-only modules and fixtures are not part of the binary (cargo does
+        // not rebuild it for them): `tests/`, `testdata/` and `tests.rs`.
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if matches!(name, "tests" | "testdata" | "tests.rs") {
+            continue;
+        }
         if meta.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
