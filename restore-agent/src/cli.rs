@@ -129,6 +129,11 @@ pub struct RestoreArgs {
     /// in-cluster configuration, or KUBECONFIG outside a Pod.
     #[arg(long, env = "RESTORE_AGENT_KUBEGRES_RESTORE")]
     pub kubegres_restore: Option<crate::status::ResourceRef>,
+    /// On failure, write the failure (reason, message, SQLSTATE, statement) as
+    /// JSON to this file: a restore Pod uses /dev/termination-log, which the
+    /// operator reads from the container status.
+    #[arg(long, env = "RESTORE_AGENT_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

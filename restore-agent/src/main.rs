@@ -51,7 +51,12 @@ fn main() {
                         );
                         ExitCode::Success
                     }
-                    Err(e) => report(&e),
+                    Err(e) => {
+                        if let Some(path) = &args.termination_log {
+                            write_termination_log(path, &e);
+                        }
+                        report(&e)
+                    }
                 }
             }
             Command::Inspect(args) => match inspect::run(&args).await {
@@ -71,6 +76,26 @@ fn report(e: &Error) -> ExitCode {
     eprintln!("error: {e}");
     tracing::debug!(reason = e.reason(), "failed");
     e.exit_code()
+}
+
+/// Kubernetes keeps at most 4096 bytes of a termination message.
+const TERMINATION_LOG_MAX: usize = 4096;
+
+fn write_termination_log(path: &std::path::Path, e: &Error) {
+    let mut failure = e.to_failure();
+    let mut json = serde_json::to_string(&failure).unwrap_or_default();
+    if json.len() > TERMINATION_LOG_MAX {
+        // Keep it valid JSON: shorten the message, never cut the text in the middle of a field.
+        let excess = json.len() - TERMINATION_LOG_MAX + 3;
+        let keep = failure.message.len().saturating_sub(excess);
+        let cut = (0..=keep).rev().find(|i| failure.message.is_char_boundary(*i)).unwrap_or(0);
+        failure.message.truncate(cut);
+        failure.message.push_str("...");
+        json = serde_json::to_string(&failure).unwrap_or_default();
+    }
+    if let Err(err) = std::fs::write(path, json) {
+        tracing::warn!("cannot write the termination log {}: {err}", path.display());
+    }
 }
 
 fn exit_with(e: &Error) -> ! {

@@ -143,10 +143,24 @@ async fn http_404_and_403_fail_at_once_with_the_status() {
     for (status, word) in [(404u16, "404"), (403, "403")] {
         let server = HttpServer::builder().with(Behaviour::Status(status)).start().await;
         let url = server.url("/x.sql.gz");
-        let args: Vec<String> =
-            vec!["restore".into(), "--source".into(), url, "--target".into(), "postgres://u@127.0.0.1:1/db".into()];
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let args: Vec<String> = vec![
+            "restore".into(),
+            "--source".into(),
+            url,
+            "--target".into(),
+            "postgres://u@127.0.0.1:1/db".into(),
+            "--termination-log".into(),
+            log.path().display().to_string(),
+        ];
         let out = tokio::task::spawn_blocking(move || run_agent(&args, &[])).await.unwrap();
         out.assert_failure(3, &[&[word]]);
         assert_eq!(server.requests().len(), 1, "a {status} is not retried");
+        // What the operator reads from the container's termination message.
+        let failure: Value = serde_json::from_slice(&std::fs::read(log.path()).unwrap()).unwrap();
+        let want = if status == 404 { "SourceNotFound" } else { "SourceAccessDenied" };
+        assert_eq!(failure["reason"], want, "{failure}");
+        assert_eq!(failure["exitCode"], 3);
+        assert!(failure["message"].as_str().unwrap().contains(word), "{failure}");
     }
 }

@@ -1,31 +1,33 @@
 //! The restore pipeline: resolve the source, count and hash its bytes,
-//! detect compression and format, check that the target is empty, and run
-//! the engine. The verdict on the stream as a whole (checksum, trailer) is
-//! given to the engine before it commits, never after.
+//! detect compression and format ([`prepare`]), check that the target is
+//! empty, and run the engine. The verdict on the stream as a whole (checksum,
+//! trailer) is given to the engine before it commits, never after.
 
-use std::io::{self, BufRead, BufReader, Cursor, Read};
+mod prepare;
+mod tail;
+
+use prepare::format_name_choice;
+pub use prepare::{HEAD_BYTES, Prepared, format_name, map_io, prepare, split_error};
+use tail::{Tail, trailer_in_tail};
+
+use std::io::BufRead;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
 use crate::cli::{RestoreArgs, SourceArgs, Toggle};
-use crate::decompress::{self, Compression, CompressionChoice, DecompressError};
 use crate::engine::native::{self, Msg, NativeOptions};
 use crate::engine::pg_tools::{self, PgToolsOptions};
 use crate::engine::{EngineChoice, OnError};
 use crate::error::{DumpError, Error};
-use crate::format::{self, DumpFormat, FormatChoice};
-use crate::integrity::{ByteCounter, Hashing, SourceIoError};
+use crate::format::{DumpFormat, FormatChoice};
+use crate::integrity::{ByteCounter, Hashing};
 use crate::progress::{Outcome, ProgressSink, Reporter, Summary, Tracker};
 use crate::source::{self, HttpOptions, OpenedSource, Resolved, S3Options, SourceLocation, SourceOptions};
-use crate::sql::{Event, SplitError, Splitter};
+use crate::sql::{Event, Splitter};
 use crate::target::{self, TargetConfig};
 
-/// How much decompressed text format detection looks at.
-pub const HEAD_BYTES: usize = 64 * 1024;
-/// Buffer between the decoder and the splitter.
-const READ_BUFFER: usize = 256 * 1024;
 /// Messages in flight between the reader thread and the engine (each at most
 /// one statement or one COPY chunk): bounds memory whatever the dump size.
 const CHANNEL_DEPTH: usize = 32;
@@ -107,76 +109,6 @@ fn outcome(result: &Result<Summary, Error>) -> Outcome {
     match result {
         Ok(s) => Outcome::Completed(s.clone()),
         Err(e) => Outcome::Failed(e.to_failure()),
-    }
-}
-
-/// The stream after detection: what it is, and a reader positioned at its
-/// first decompressed byte.
-pub struct Prepared {
-    pub compression: Compression,
-    pub format: DumpFormat,
-    /// The first [`HEAD_BYTES`] of decompressed data.
-    pub head: Vec<u8>,
-    pub reader: Box<dyn BufRead + Send>,
-}
-
-/// Detects compression and format (blocking: run on a blocking thread).
-pub fn prepare<R: Read + Send + 'static>(
-    raw: R,
-    compression: CompressionChoice,
-    format_choice: FormatChoice,
-    tracker: Arc<Tracker>,
-) -> Result<Prepared, Error> {
-    let mut raw = BufReader::with_capacity(READ_BUFFER, raw);
-    let magic = peek(&mut raw, 8).map_err(map_io)?;
-    if magic.is_empty() {
-        return Err(DumpError::Empty.into());
-    }
-    let compression = compression.resolve(&magic);
-    let raw = Cursor::new(magic).chain(raw);
-    let decoder = decompress::decoder(compression, BufReader::with_capacity(READ_BUFFER, raw))
-        .map_err(|e| Error::from(DecompressError::from_io(compression, e)))?;
-    let mut decoded = Counted { inner: decompress::Decoded::new(compression, decoder), tracker };
-    let head = read_up_to(&mut decoded, HEAD_BYTES).map_err(map_io)?;
-    if head.is_empty() {
-        return Err(DumpError::NotADump(format!("the {} stream decompresses to nothing", compression.name())).into());
-    }
-    let detected = format::detect(&head)?;
-    let format = match (format_choice, detected) {
-        (FormatChoice::Auto, d) => d,
-        (FormatChoice::Plain, d @ (DumpFormat::Plain | DumpFormat::PgDumpAll)) => d,
-        (FormatChoice::Custom, DumpFormat::Custom) => DumpFormat::Custom,
-        (FormatChoice::Tar, DumpFormat::Tar) => DumpFormat::Tar,
-        (choice, d) => {
-            return Err(DumpError::NotADump(format!(
-                "--format {} was given but the source is {}",
-                format_name_choice(choice),
-                format_name(d)
-            ))
-            .into());
-        }
-    };
-    let reader = Box::new(BufReader::with_capacity(READ_BUFFER, Cursor::new(head.clone()).chain(decoded)));
-    Ok(Prepared { compression, format, head, reader })
-}
-
-pub fn format_name(f: DumpFormat) -> &'static str {
-    match f {
-        DumpFormat::Plain => "a plain SQL dump",
-        DumpFormat::PgDumpAll => "a pg_dumpall script",
-        DumpFormat::Custom => "a custom-format archive",
-        DumpFormat::Directory => "a directory-format dump",
-        DumpFormat::Tar => "a tar-format archive",
-    }
-}
-
-fn format_name_choice(f: FormatChoice) -> &'static str {
-    match f {
-        FormatChoice::Auto => "auto",
-        FormatChoice::Plain => "plain",
-        FormatChoice::Custom => "custom",
-        FormatChoice::Directory => "directory",
-        FormatChoice::Tar => "tar",
     }
 }
 
@@ -445,112 +377,6 @@ fn produce(
     let _ = tx.blocking_send(Msg::End(verdict));
 }
 
-fn trailer_in_tail(tail: &[u8], cluster: bool) -> Result<(), Error> {
-    let needle: &[u8] =
-        if cluster { b"-- PostgreSQL database cluster dump complete" } else { b"-- PostgreSQL database dump complete" };
-    if memchr::memmem::find(tail, needle).is_some() {
-        Ok(())
-    } else {
-        Err(DumpError::Truncated(format!(
-            "the script does not end with pg_dump's \"{}\" trailer",
-            String::from_utf8_lossy(&needle[3..])
-        ))
-        .into())
-    }
-}
-
-/// Maps a splitter error, unwrapping source and decompression failures.
-pub fn split_error(e: SplitError) -> Error {
-    match e {
-        SplitError::Io(io) => map_io(io),
-        other => other.into(),
-    }
-}
-
-/// Maps an I/O error from the reading side to the right category.
-pub fn map_io(e: io::Error) -> Error {
-    let kind = e.kind();
-    let Some(inner) = e.into_inner() else {
-        return DumpError::Read(io::Error::from(kind)).into();
-    };
-    let inner = match inner.downcast::<SourceIoError>() {
-        Ok(s) => return Error::Source(s.0),
-        Err(other) => other,
-    };
-    let inner = match inner.downcast::<DecompressError>() {
-        Ok(d) => return Error::Dump(DumpError::Decompress(*d)),
-        Err(other) => other,
-    };
-    DumpError::Read(io::Error::new(kind, inner)).into()
-}
-
-fn peek<R: BufRead>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {
-    read_up_to(r, n)
-}
-
-fn read_up_to<R: Read>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(k) => filled += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
-    Ok(buf)
-}
-
-/// Counts decompressed bytes into the tracker.
-struct Counted<R> {
-    inner: R,
-    tracker: Arc<Tracker>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.tracker.add_uncompressed(n as u64);
-        Ok(n)
-    }
-}
-
-/// Keeps the last few hundred bytes read, to check a script's trailer when
-/// psql (not the splitter) consumes it.
-struct Tail<R> {
-    inner: R,
-    buf: Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-const TAIL_BYTES: usize = 1024;
-
-impl<R> Tail<R> {
-    fn new(inner: R) -> Self {
-        Tail { inner, buf: Arc::new(std::sync::Mutex::new(Vec::with_capacity(2 * TAIL_BYTES))) }
-    }
-}
-
-impl<R: Read> Read for Tail<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(out)?;
-        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
-        let new = &out[..n];
-        if new.len() >= TAIL_BYTES {
-            buf.clear();
-            buf.extend_from_slice(&new[new.len() - TAIL_BYTES..]);
-        } else {
-            buf.extend_from_slice(new);
-            if buf.len() > TAIL_BYTES {
-                let cut = buf.len() - TAIL_BYTES;
-                buf.drain(..cut);
-            }
-        }
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,29 +393,6 @@ mod tests {
     fn create_scripts_are_multi_database() {
         assert!(plain_is_multi_database(b"CREATE DATABASE x;\n\\connect x\nSET a = 1;\n"));
         assert!(!plain_is_multi_database(b"SET a = 1;\nCOPY t FROM stdin;\n\\.\n"));
-    }
-
-    #[test]
-    fn trailer_is_found_in_the_tail() {
-        assert!(trailer_in_tail(b"x\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict k\n", false).is_ok());
-        assert!(trailer_in_tail(b"x\n--\n-- PostgreSQL database dump complete\n--\n", true).is_err());
-        assert!(trailer_in_tail(b"COPY t FROM stdin;\n1\n", false).is_err());
-    }
-
-    #[test]
-    fn tail_keeps_the_last_bytes() {
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let mut t = Tail::new(&data[..]);
-        let mut sink = Vec::new();
-        let mut small = [0u8; 37];
-        loop {
-            let n = t.read(&mut small).unwrap();
-            if n == 0 {
-                break;
-            }
-            sink.extend_from_slice(&small[..n]);
-        }
-        assert_eq!(&*t.buf.lock().unwrap(), &data[data.len() - TAIL_BYTES..]);
     }
 
     #[test]

@@ -1,0 +1,65 @@
+//! What a failed restore Pod says: the agent's `RestoreFailure` report, or
+//! the raw termination message with the exit code's reason.
+
+use proto::{ExitCode, RestoreFailure};
+
+use super::observed::RestorePod;
+
+/// The longest failure message kept from a termination message that is not
+/// the agent's JSON (with `FallbackToLogsOnError`, the end of its logs).
+const MAX_MESSAGE: usize = 1024;
+
+/// Why a failed Pod failed, and whether another attempt could succeed.
+pub(super) fn failure_of(pod: &RestorePod) -> (RestoreFailure, bool) {
+    let code = pod.exit_code.and_then(ExitCode::from_code);
+    // Killed by a signal or evicted (no code of ours): the node, not the dump.
+    let retryable = code.is_none_or(ExitCode::is_retryable);
+    let message = pod.message.as_deref().map(str::trim).unwrap_or_default();
+    if let Ok(mut failure) = serde_json::from_str::<RestoreFailure>(message)
+        && !failure.reason.is_empty()
+    {
+        if failure.exit_code.is_none() {
+            failure.exit_code = pod.exit_code.and_then(|code| u8::try_from(code).ok());
+        }
+        return (failure, retryable);
+    }
+    let reason = match code {
+        Some(code) => exit_reason(code).to_string(),
+        None => pod.reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "AgentFailed".to_string()),
+    };
+    let message = if message.is_empty() {
+        match (pod.exit_code, code) {
+            (Some(raw), Some(code)) => format!("the restore agent exited with code {raw}: {}", code.describe()),
+            (Some(raw), None) => format!("the restore agent exited with code {raw}"),
+            _ => "the restore agent stopped without an exit code".to_string(),
+        }
+    } else {
+        last_chars(message, MAX_MESSAGE)
+    };
+    let failure = RestoreFailure {
+        reason,
+        message,
+        exit_code: pod.exit_code.and_then(|code| u8::try_from(code).ok()),
+        ..Default::default()
+    };
+    (failure, retryable)
+}
+
+/// A CamelCase reason for an exit code.
+fn exit_reason(code: ExitCode) -> &'static str {
+    match code {
+        ExitCode::Success => "Succeeded",
+        ExitCode::Internal => "InternalError",
+        ExitCode::Usage => "UsageError",
+        ExitCode::Source => "SourceError",
+        ExitCode::Target => "TargetError",
+        ExitCode::TargetNotEmpty => "TargetNotEmpty",
+        ExitCode::Tooling => "ToolingError",
+    }
+}
+
+/// The end of a long message (logs end with the error).
+fn last_chars(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max { text.to_string() } else { text.chars().skip(count - max).collect() }
+}
