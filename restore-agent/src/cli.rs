@@ -208,4 +208,60 @@ mod tests {
             assert_eq!(e.exit_code(), 2);
         }
     }
+
+    /// Every string value a JSON schema allows (`enum` lists and `const`s).
+    fn schema_values(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(c)) = m.get("const") {
+                    out.push(c.clone());
+                }
+                if let Some(serde_json::Value::Array(e)) = m.get("enum") {
+                    out.extend(e.iter().filter_map(|x| x.as_str().map(String::from)));
+                }
+                m.values().for_each(|x| schema_values(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| schema_values(x, out)),
+            _ => {}
+        }
+    }
+
+    /// The operator passes a KubegresRestore's knobs to the agent with
+    /// `as_arg()`: each CRD value must be exactly one of the agent's values, and
+    /// each agent value must be reachable from the CRD.
+    fn assert_same_values<C, A>(as_arg: impl Fn(&C) -> &'static str)
+    where
+        C: schemars::JsonSchema + serde::de::DeserializeOwned,
+        A: ValueEnum,
+    {
+        let mut crd = Vec::new();
+        schema_values(schemars::schema_for!(C).as_value(), &mut crd);
+        let mut from_crd: Vec<String> = crd
+            .iter()
+            .map(|v| {
+                let c: C = serde_json::from_value(serde_json::Value::String(v.clone())).unwrap();
+                let arg = as_arg(&c);
+                assert!(A::from_str(arg, false).is_ok(), "the CRD value {v} maps to --{arg}, which the agent rejects");
+                arg.to_string()
+            })
+            .collect();
+        from_crd.sort();
+        from_crd.dedup();
+        let mut agent: Vec<String> = A::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_string())
+            .collect();
+        agent.sort();
+        assert_eq!(from_crd, agent, "the CRD and the agent's command line disagree");
+    }
+
+    #[test]
+    fn the_crd_knobs_are_the_agent_values() {
+        use proto::crd::{Compression, DumpFormat, Engine, OnError as CrdOnError};
+        assert_same_values::<DumpFormat, FormatChoice>(|c| c.as_arg());
+        assert_same_values::<Compression, CompressionChoice>(|c| c.as_arg());
+        assert_same_values::<Engine, EngineChoice>(|c| c.as_arg());
+        assert_same_values::<CrdOnError, OnError>(|c| c.as_arg());
+    }
 }

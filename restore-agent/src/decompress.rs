@@ -119,7 +119,7 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
             let mut d = zstd::stream::read::Decoder::with_buffer(inner)?;
             // pg_dump --compress=zstd and `zstd --long` may use windows above the default limit.
             d.window_log_max(31)?;
-            Box::new(ZstdEofCheck { inner: d, saw_data: false })
+            Box::new(ZstdEofCheck { inner: d })
         }
         Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(inner)),
     })
@@ -130,14 +130,12 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
 /// the decoder finished its last frame.
 struct ZstdEofCheck<'a, R: BufRead> {
     inner: zstd::stream::read::Decoder<'a, R>,
-    saw_data: bool,
 }
 
 impl<R: BufRead> Read for ZstdEofCheck<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            self.saw_data = true;
             return Ok(n);
         }
         // EOF from the decoder: the underlying reader must be exhausted *and*

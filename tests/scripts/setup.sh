@@ -19,7 +19,9 @@ command -v gzip >/dev/null 2>&1 || need_pkgs+=(gzip)
 command -v runuser >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
 command -v bc >/dev/null 2>&1 || need_pkgs+=(bc)
-command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+# Debian's python3 creates venvs (for hadolint) only with python3-venv.
+{ command -v python3 >/dev/null 2>&1 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; } || need_pkgs+=(python3-venv)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
@@ -28,10 +30,6 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
-
-# Debian's postgresql package starts a cluster on 5432; the tests start their own.
-# The postgres user must be able to reach the temp dirs the tests create.
-chmod 1777 /tmp 2>/dev/null || true
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is required (rustup)" >&2

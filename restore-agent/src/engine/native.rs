@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyInSink};
 
 use super::OnError;
-use super::expected::{self, Harmless};
+use super::expected;
 use crate::error::Error;
 use crate::progress::Tracker;
 use crate::sql::Event;
@@ -204,7 +204,6 @@ impl Run<'_> {
                 "tolerated a known-harmless error: {}",
                 db.message()
             );
-            let _: Harmless = kind;
             return Ok(());
         }
         let failure = SqlFailure::from_pg(e, sql, Some(line), Some(&self.database));

@@ -191,7 +191,7 @@ async fn restore_stream(
 
     let verify = verifier(args.sha256.clone(), digest.clone());
     let mut summary = Summary {
-        format: format_label(format).into(),
+        format: format.name().into(),
         compression: prepared.compression.name().into(),
         engine: match engine {
             EngineChoice::Native => "native".into(),
@@ -251,16 +251,6 @@ async fn restore_stream(
     summary.elapsed_seconds = tracker.elapsed().as_secs_f64();
     summary.sha256 = digest.get().cloned();
     Ok(summary)
-}
-
-fn format_label(f: DumpFormat) -> &'static str {
-    match f {
-        DumpFormat::Plain => "plain",
-        DumpFormat::PgDumpAll => "pg_dumpall",
-        DumpFormat::Custom => "custom",
-        DumpFormat::Directory => "directory",
-        DumpFormat::Tar => "tar",
-    }
 }
 
 async fn restore_directory(

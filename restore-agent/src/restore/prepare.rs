@@ -34,7 +34,7 @@ pub fn prepare<R: Read + Send + 'static>(
     tracker: Arc<Tracker>,
 ) -> Result<Prepared, Error> {
     let mut raw = BufReader::with_capacity(READ_BUFFER, raw);
-    let magic = peek(&mut raw, 8).map_err(map_io)?;
+    let magic = read_up_to(&mut raw, 8).map_err(map_io)?;
     if magic.is_empty() {
         return Err(DumpError::Empty.into());
     }
@@ -109,10 +109,6 @@ pub fn map_io(e: io::Error) -> Error {
         Err(other) => other,
     };
     DumpError::Read(io::Error::new(kind, inner)).into()
-}
-
-fn peek<R: BufRead>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {
-    read_up_to(r, n)
 }
 
 fn read_up_to<R: Read>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {

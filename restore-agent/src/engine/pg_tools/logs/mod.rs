@@ -201,13 +201,7 @@ impl<'t> ToolLog<'t> {
             }
             return;
         }
-        if self.in_statement {
-            self.append_statement(line);
-            return;
-        }
-        if let (Some(d), Some(e)) = (line.strip_prefix("DETAIL:  "), &mut self.open) {
-            e.detail.get_or_insert_with(|| d.to_string());
-        }
+        self.continuation(line);
     }
 
     /// `--verbose` lines: `processing item 217 TABLE notes`, `creating TABLE "public.notes"`,
@@ -277,11 +271,14 @@ impl<'t> ToolLog<'t> {
                 return;
             }
         }
+        self.continuation(line);
+    }
+
+    /// A line that continues the open error: more of its statement, or its DETAIL.
+    fn continuation(&mut self, line: &str) {
         if self.in_statement {
             self.append_statement(line);
-            return;
-        }
-        if let (Some(d), Some(e)) = (line.strip_prefix("DETAIL:  "), &mut self.open) {
+        } else if let (Some(d), Some(e)) = (line.strip_prefix("DETAIL:  "), &mut self.open) {
             e.detail.get_or_insert_with(|| d.to_string());
         }
     }
