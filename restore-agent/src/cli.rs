@@ -115,6 +115,23 @@ pub struct RestoreArgs {
     /// Restore even if the target database (or, for pg_dumpall, the cluster) already holds data.
     #[arg(long)]
     pub allow_non_empty: bool,
+    /// Create the database named in --target before restoring into it (a single-database dump
+    /// only), connecting to --maintenance-db as the same user. The new database is marked with the
+    /// comment `kubegres-restore:<marker>`: a database with exactly that comment, left by an earlier
+    /// attempt, is dropped and created again; any other existing database is refused (exit 5) and
+    /// never dropped. If the restore fails, the created database is left for the next attempt.
+    /// Environment: RESTORE_AGENT_CREATE_DATABASE=true (or 1, yes, on).
+    #[arg(long, env = "RESTORE_AGENT_CREATE_DATABASE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub create_database: bool,
+    /// With --create-database: what marks the database as this restore's (the operator passes the
+    /// KubegresRestore's UID). 1 to 63 characters out of A-Z a-z 0-9 . _ -
+    #[arg(long, env = "RESTORE_AGENT_CREATE_DATABASE_MARKER", default_value = crate::target::DEFAULT_MARKER,
+          value_parser = parse_marker)]
+    pub create_database_marker: String,
+    /// With --create-database: the database to connect to while creating (or dropping) the target database.
+    #[arg(long, default_value = "postgres")]
+    pub maintenance_db: String,
     /// Run a single-database restore in one transaction (auto: yes with --on-error stop).
     #[arg(long, value_enum, default_value = "auto")]
     pub single_transaction: Toggle,
@@ -165,6 +182,10 @@ pub enum ProgressMode {
     None,
 }
 
+fn parse_marker(s: &str) -> Result<String, String> {
+    crate::target::validate_marker(s).map(|()| s.to_string())
+}
+
 fn parse_sha256(s: &str) -> Result<String, String> {
     let t = s.trim().to_ascii_lowercase();
     if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -194,15 +215,44 @@ mod tests {
         assert_eq!(a.on_error, OnError::Stop);
         assert_eq!(a.engine, EngineChoice::Auto);
         assert!(!a.allow_non_empty);
+        assert!(!a.create_database);
+        assert_eq!(a.create_database_marker, "standalone");
+        assert_eq!(a.maintenance_db, "postgres");
+    }
+
+    #[test]
+    fn create_database_flags() {
+        let cli = Cli::try_parse_from([
+            "restore-agent",
+            "restore",
+            "--source",
+            "/d.dump",
+            "--target",
+            "postgres://u@h/new",
+            "--create-database",
+            "--create-database-marker",
+            "0b6f6c1e-8f1c-4c55-a0a4-2b1f3c4d5e6f",
+            "--maintenance-db",
+            "template1",
+        ])
+        .unwrap();
+        let Command::Restore(a) = cli.command else { panic!() };
+        assert!(a.create_database);
+        assert_eq!(a.create_database_marker, "0b6f6c1e-8f1c-4c55-a0a4-2b1f3c4d5e6f");
+        assert_eq!(a.maintenance_db, "template1");
     }
 
     #[test]
     fn bad_flags_are_usage_errors() {
+        let long_marker = "x".repeat(64);
         for args in [
             vec!["restore-agent", "restore", "--source", "x", "--sha256", "abc"],
             vec!["restore-agent", "restore", "--source", "x", "--jobs", "0"],
             vec!["restore-agent", "restore", "--source", "x", "--format", "xml"],
             vec!["restore-agent", "restore"],
+            vec!["restore-agent", "restore", "--source", "x", "--create-database-marker", "not ok"],
+            vec!["restore-agent", "restore", "--source", "x", "--create-database-marker", ""],
+            vec!["restore-agent", "restore", "--source", "x", "--create-database-marker", &long_marker],
         ] {
             let e = Cli::try_parse_from(&args).expect_err(&args.join(" "));
             assert_eq!(e.exit_code(), 2);

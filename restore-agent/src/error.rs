@@ -74,7 +74,9 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage,
             Error::Source(_) | Error::Dump(_) => ExitCode::Source,
-            Error::Target(TargetError::NotEmpty { .. }) => ExitCode::TargetNotEmpty,
+            Error::Target(TargetError::NotEmpty { .. } | TargetError::DatabaseExists { .. }) => {
+                ExitCode::TargetNotEmpty
+            }
             Error::Target(TargetError::Config(_)) => ExitCode::Usage,
             Error::Target(_) => ExitCode::Target,
             Error::Tooling(_) => ExitCode::Tooling,

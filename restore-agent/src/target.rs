@@ -1,12 +1,18 @@
 //! The target PostgreSQL: connection settings from a libpq-style URL plus the
 //! usual `PG*` environment variables, connecting with classified errors, and
-//! the emptiness checks that keep a restore from writing over data.
+//! the emptiness checks that keep a restore from writing over data, and the
+//! creation of a new database for `--create-database`.
 
 mod config;
+mod create;
 mod empty;
 mod tls;
 
 pub use config::{SslMode, TargetConfig};
+pub use create::{
+    Created, DEFAULT_MARKER, MARKER_MAX_CHARS, MARKER_PREFIX, create_database, marker_comment, quote_ident,
+    quote_literal, validate_dbname, validate_marker,
+};
 pub use empty::{check_cluster_empty, check_database_empty};
 
 use proto::statement_start;
@@ -99,6 +105,9 @@ pub enum TargetError {
     /// The target already holds data and `--allow-non-empty` was not given.
     #[error("the target is not empty: {what}; restore into an empty target or pass --allow-non-empty")]
     NotEmpty { what: String },
+    /// `--create-database` found a database of that name that it did not create.
+    #[error("database \"{dbname}\" already exists and was not created by this restore; choose a new database name")]
+    DatabaseExists { dbname: String },
     /// pg_restore or psql reported an error (no SQLSTATE available).
     #[error("{tool} failed: {message}")]
     Tool { tool: &'static str, message: String, failure: Option<SqlFailure> },
@@ -114,7 +123,7 @@ impl TargetError {
             TargetError::Sql(_) => "SqlError",
             TargetError::Errors { .. } => "SqlErrors",
             TargetError::Lost { .. } => "ConnectionLost",
-            TargetError::NotEmpty { .. } => "TargetNotEmpty",
+            TargetError::NotEmpty { .. } | TargetError::DatabaseExists { .. } => "TargetNotEmpty",
             TargetError::Tool { .. } => "SqlError",
         }
     }

@@ -1,8 +1,10 @@
 //! The restore pipeline: resolve the source, count and hash its bytes,
-//! detect compression and format ([`prepare`]), check that the target is
-//! empty, and run the engine. The verdict on the stream as a whole (checksum,
+//! detect compression and format ([`prepare`]), create the target database
+//! with `--create-database` ([`create`]), check that the target is empty,
+//! and run the engine. The verdict on the stream as a whole (checksum,
 //! trailer) is given to the engine before it commits, never after.
 
+mod create;
 mod prepare;
 mod tail;
 
@@ -86,11 +88,13 @@ async fn run_tracked(args: &RestoreArgs, counter: Arc<ByteCounter>, tracker: Arc
     if args.on_error == OnError::Continue && args.single_transaction == Toggle::On {
         return Err(Error::Usage("--on-error continue cannot run in a single transaction".into()));
     }
-    match source::resolve(&location, &opts).await? {
+    create::check_args(args, &target)?;
+    let mut created = None;
+    let result = match source::resolve(&location, &opts).await? {
         Resolved::Stream(opened) => {
             tracing::info!(source = opened.display.as_str(), size = ?opened.size, "reading");
             tracker.set_total(opened.size);
-            restore_stream(args, target, opened, counter, tracker).await
+            restore_stream(args, target, opened, counter, tracker, &mut created).await
         }
         Resolved::Directory { path, display: shown, size, staging } => {
             tracing::info!(source = shown.as_str(), "reading a directory-format dump");
@@ -98,11 +102,15 @@ async fn run_tracked(args: &RestoreArgs, counter: Arc<ByteCounter>, tracker: Arc
                 counter.add(s);
             }
             tracker.set_total(size);
-            let result = restore_directory(args, target, &path, tracker).await;
+            let result = restore_directory(args, target, &path, tracker, &mut created).await;
             drop(staging);
             result
         }
+    };
+    if let (Err(e), Some(db)) = (&result, &created) {
+        create::log_left_behind(db, &args.create_database_marker, e);
     }
+    result
 }
 
 fn outcome(result: &Result<Summary, Error>) -> Outcome {
@@ -124,6 +132,7 @@ async fn restore_stream(
     opened: OpenedSource,
     counter: Arc<ByteCounter>,
     tracker: Arc<Tracker>,
+    created: &mut Option<String>,
 ) -> Result<Summary, Error> {
     let (hashing, digest) = Hashing::new(opened.reader, counter, args.sha256.is_some());
     let bridge = SyncIoBridge::new(hashing);
@@ -134,6 +143,9 @@ async fn restore_stream(
     let format = prepared.format;
     let multi =
         format == DumpFormat::PgDumpAll || (format == DumpFormat::Plain && plain_is_multi_database(&prepared.head));
+    if args.create_database && multi {
+        return Err(create::multi_database_refused(format));
+    }
     let engine = match (format, args.engine) {
         (DumpFormat::Plain | DumpFormat::PgDumpAll, EngineChoice::Auto | EngineChoice::Native) => EngineChoice::Native,
         (DumpFormat::Plain | DumpFormat::PgDumpAll, EngineChoice::PgTools) => EngineChoice::PgTools,
@@ -180,6 +192,7 @@ async fn restore_stream(
         }
     }
 
+    create::create_target(args, &target, created).await?;
     let client = target.connect().await?;
     if !args.allow_non_empty {
         if multi {
@@ -258,6 +271,7 @@ async fn restore_directory(
     target: TargetConfig,
     path: &std::path::Path,
     tracker: Arc<Tracker>,
+    created: &mut Option<String>,
 ) -> Result<Summary, Error> {
     if args.sha256.is_some() {
         return Err(Error::Usage("--sha256 checks a single-file source; a directory-format dump is many files".into()));
@@ -274,6 +288,7 @@ async fn restore_directory(
         ))
         .into());
     }
+    create::create_target(args, &target, created).await?;
     let client = target.connect().await?;
     if !args.allow_non_empty {
         target::check_database_empty(&client, &target.dbname).await?;
