@@ -1,7 +1,17 @@
-//! The kubegres-restore operator.
+//! The kubegres-restore operator: reconciles KubegresRestore resources by
+//! creating the target, running the restore agent in a Pod, and reporting.
 //!
-//! The controller that acts on `KubegresRestore` resources lands next (issue
-//! 3, "The controller"). For now this crate only ships `crdgen`, which prints
-//! the CustomResourceDefinition generated from the types in `proto::crd`:
-//! `make crds` writes it to `deploy/crds/kubegres-restore.yaml`.
+//! - [`decide`]: the pure decide step (observed state in, actions out);
+//! - [`controller`]: the kube-runtime controller around it (observe, apply);
+//! - [`metrics`], [`health`]: Prometheus metrics and `/healthz`, `/readyz`;
+//! - [`leader`]: leader election through a Lease.
+
+pub mod controller;
 pub mod decide;
+mod error;
+pub mod health;
+pub mod kubegres;
+pub mod leader;
+pub mod metrics;
+
+pub use error::Error;

@@ -98,7 +98,13 @@ impl<'a> Draft<'a> {
             }
             Err(error) => return self.fail(error.reason(), &error.to_string(), None),
         };
-        let connection = match target::connection(restore, &resolved, desired.as_ref()) {
+        if let ResolvedTarget::Database(database) = &resolved
+            && let Flow::Stop = self.database_cluster_gate(&database.cluster_name)
+        {
+            return;
+        }
+        let existing = observed.target.spec.as_ref();
+        let connection = match target::connection(restore, &resolved, desired.as_ref(), existing) {
             Ok(connection) => connection,
             Err(error) => return self.fail(error.reason(), &error.to_string(), None),
         };
@@ -110,6 +116,7 @@ impl<'a> Draft<'a> {
                 (ResolvedTarget::NewCluster { name, .. }, Some(desired)) => {
                     self.cluster_step(name, desired, &connection)
                 }
+                (ResolvedTarget::Database(database), _) => self.database_step(&database.cluster_name, &connection),
                 _ => self.server_step(&connection),
             };
             if let Flow::Stop = flow {
@@ -164,17 +171,7 @@ impl<'a> Draft<'a> {
                 if gone {
                     return self.target_lost(cluster);
                 }
-                if !target.primary_ready {
-                    self.requeue(TARGET_POLL);
-                    return Flow::Stop;
-                }
-                self.condition(
-                    CONDITION_TARGET_READY,
-                    true,
-                    "PrimaryReady",
-                    &format!("the primary of the Kubegres cluster {cluster} is ready"),
-                );
-                self.transition(PhaseEvent::TargetReady)
+                self.wait_for_primary(cluster)
             }
             Phase::Restoring => {
                 if gone {
@@ -213,6 +210,73 @@ impl<'a> Draft<'a> {
             }
             Phase::Succeeded | Phase::Failed => Flow::Stop,
         }
+    }
+
+    /// A `database` target needs its existing cluster: before the restore
+    /// runs, wait for it (it may be created after the restore); once the
+    /// restore ran, its loss ends the restore (the cluster is not ours to
+    /// recreate).
+    fn database_cluster_gate(&mut self, cluster: &str) -> Flow {
+        let target = &self.observed.target;
+        if target.exists && !target.deleted {
+            return Flow::Continue;
+        }
+        match self.status.phase() {
+            Phase::Pending | Phase::CreatingTarget | Phase::WaitingForTarget => {
+                self.transition(PhaseEvent::Started { creates_target: true });
+                self.condition(
+                    CONDITION_TARGET_READY,
+                    false,
+                    "ClusterNotFound",
+                    &format!("waiting for the Kubegres cluster {cluster} to exist"),
+                );
+                self.requeue(TARGET_POLL);
+                Flow::Stop
+            }
+            _ => {
+                let message = format!("the Kubegres cluster {cluster} was deleted mid-restore");
+                self.condition(CONDITION_TARGET_READY, false, "TargetDeleted", &message);
+                self.fail_stop("TargetDeleted", &message)
+            }
+        }
+    }
+
+    /// One step of a `database` target: the cluster exists (checked by
+    /// [`Self::database_cluster_gate`]); the agent creates the database.
+    fn database_step(&mut self, cluster: &str, connection: &TargetConnection) -> Flow {
+        match self.status.phase() {
+            Phase::Pending => self.transition(PhaseEvent::Started { creates_target: true }),
+            Phase::CreatingTarget => self.transition(PhaseEvent::TargetCreated),
+            Phase::WaitingForTarget => self.wait_for_primary(cluster),
+            // Each attempt's agent drops and recreates the database an
+            // earlier attempt created (same marker): no target to recreate.
+            Phase::Restoring => self.run_attempt(connection, None),
+            Phase::Finalizing => self.server_step(connection),
+            Phase::Succeeded | Phase::Failed => Flow::Stop,
+        }
+    }
+
+    /// Waits for the cluster's primary to be Ready (its Pods are not
+    /// watched by name, so also look again every [`TARGET_POLL`]), then moves
+    /// on to the restore.
+    fn wait_for_primary(&mut self, cluster: &str) -> Flow {
+        if !self.observed.target.primary_ready {
+            self.condition(
+                CONDITION_TARGET_READY,
+                false,
+                "WaitingForPrimary",
+                &format!("waiting for the primary of the Kubegres cluster {cluster} to be ready"),
+            );
+            self.requeue(TARGET_POLL);
+            return Flow::Stop;
+        }
+        self.condition(
+            CONDITION_TARGET_READY,
+            true,
+            "PrimaryReady",
+            &format!("the primary of the Kubegres cluster {cluster} is ready"),
+        );
+        self.transition(PhaseEvent::TargetReady)
     }
 
     /// One step for an existing PostgreSQL server: nothing to create.
@@ -259,7 +323,7 @@ impl<'a> Draft<'a> {
         }
         let Some(pod) = observed.pods.iter().find(|pod| pod.attempt == Some(attempt)) else {
             let name = names::pod_name(names::name(restore), attempt);
-            let pod = super::pod::restore_pod(restore, attempt, connection);
+            let pod = super::pod::restore_pod(restore, attempt, connection, &observed.agent_image);
             self.actions.push(Action::CreateRestorePod { name, attempt, pod: Box::new(pod) });
             self.condition(
                 CONDITION_PROGRESSING,

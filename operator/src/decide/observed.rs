@@ -15,8 +15,8 @@ pub struct Observed {
     /// A number that is stable for this restore (for example a hash of its
     /// uid), used to spread the retry backoff of many restores apart.
     pub jitter_seed: u64,
-    /// The target Kubegres cluster (`spec.target()`'s cluster), if the target
-    /// is a cluster.
+    /// The target Kubegres cluster: the new cluster, or the existing cluster
+    /// of a `database` target.
     pub target: TargetCluster,
     /// The Kubegres spec of the cluster named by `copyFrom` /
     /// `dataSource.cluster.clusterName`, when the restore copies one and it
@@ -26,6 +26,9 @@ pub struct Observed {
     pub pods: Vec<RestorePod>,
     /// Which of the restore's own objects exist.
     pub children: Children,
+    /// The agent image for restores without `spec.agent.image` (the
+    /// operator's `--agent-image`).
+    pub agent_image: String,
 }
 
 /// The target Kubegres cluster as observed.

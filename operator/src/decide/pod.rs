@@ -14,7 +14,8 @@ use proto::crd::{SourceKind, SslMode};
 use super::names::{self, ATTEMPT_LABEL};
 use super::target::TargetConnection;
 
-/// The agent image when `spec.agent.image` is not set.
+/// The agent image when neither `spec.agent.image` nor the operator's
+/// `--agent-image` is set.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/kubegres-restore/restore-agent:0.1.0";
 /// The agent container's name.
 pub const AGENT_CONTAINER: &str = "restore-agent";
@@ -30,7 +31,7 @@ const TMP_VOLUME: &str = "tmp";
 /// The restore Pod of `attempt` (1 for the first). `restore` must have a
 /// name, a namespace and (for the owner reference) a uid; the spec must
 /// have a valid source (checked by the caller).
-pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConnection) -> Pod {
+pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConnection, default_image: &str) -> Pod {
     let spec = &restore.spec;
     let agent = spec.agent.clone().unwrap_or_default();
     let mut labels = names::child_labels(restore);
@@ -152,6 +153,9 @@ pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConne
     if target.allow_non_empty {
         args.push("--allow-non-empty".to_string());
     }
+    if let Some(marker) = &target.create_database {
+        args.extend(["--create-database".to_string(), "--create-database-marker".to_string(), marker.clone()]);
+    }
     args.extend(["--progress".to_string(), "log".to_string()]);
     args.extend(["--log-format".to_string(), "json".to_string()]);
     args.extend(["--kubegres-restore".to_string(), format!("{}/{}", names::namespace(restore), names::name(restore))]);
@@ -163,7 +167,7 @@ pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConne
 
     let container = Container {
         name: AGENT_CONTAINER.to_string(),
-        image: Some(agent.image.clone().unwrap_or_else(|| DEFAULT_AGENT_IMAGE.to_string())),
+        image: Some(agent.image.clone().unwrap_or_else(|| default_image.to_string())),
         image_pull_policy: agent.image_pull_policy.map(|policy| policy.as_str().to_string()),
         args: Some(args),
         env: Some(all_env),

@@ -21,6 +21,10 @@ pub struct TargetConnection {
     pub ssl_mode: Option<SslMode>,
     /// `--allow-non-empty`.
     pub allow_non_empty: bool,
+    /// `--create-database --create-database-marker <marker>`: the agent
+    /// creates the database (a `database` target); the marker (the restore's
+    /// uid) lets a retry drop what an earlier attempt created, and nothing else.
+    pub create_database: Option<String>,
 }
 
 /// Why the operator cannot build the target or the agent's connection.
@@ -38,9 +42,6 @@ pub enum TargetError {
     /// The cluster spec has no `replicas`.
     #[error("the Kubegres spec of cluster {0} has no spec.replicas")]
     NoReplicas(String),
-    /// `target.database` is not implemented by the operator yet.
-    #[error("target.database is not supported by this operator version")]
-    DatabaseTargetUnsupported,
 }
 
 impl TargetError {
@@ -51,7 +52,6 @@ impl TargetError {
             TargetError::CopyFromNotFound(_) => "CopyFromClusterNotFound",
             TargetError::NoSuperUserPassword(_) => "NoSuperUserPassword",
             TargetError::NoReplicas(_) => "InvalidClusterSpec",
-            TargetError::DatabaseTargetUnsupported => "UnsupportedTarget",
         }
     }
 
@@ -73,8 +73,7 @@ pub fn desired_cluster_spec(
             Some(spec) => Ok(Some(spec.clone())),
             None => Err(TargetError::CopyFromNotFound(from.to_string())),
         },
-        ResolvedTarget::Database(_) => Err(TargetError::DatabaseTargetUnsupported),
-        ResolvedTarget::Postgres(_) => Ok(None),
+        ResolvedTarget::Database(_) | ResolvedTarget::Postgres(_) => Ok(None),
     }
 }
 
@@ -112,28 +111,35 @@ pub fn kubegres_manifest(restore: &KubegresRestore, cluster: &str, desired: &Map
     })
 }
 
-/// How the agent connects to the target. For a new cluster, the superuser
-/// `postgres` through the Service `<cluster>` with the password reference
-/// of the cluster spec's `POSTGRES_PASSWORD`.
+/// How the agent connects to the target. For a Kubegres cluster (a new one,
+/// whose spec is `desired`, or an existing one for a `database` target, whose
+/// spec is `existing`), the superuser `postgres` through the Service
+/// `<cluster>` with the password reference of the spec's `POSTGRES_PASSWORD`.
 pub fn connection(
     restore: &KubegresRestore,
     target: &ResolvedTarget<'_>,
     desired: Option<&Map<String, Value>>,
+    existing: Option<&Map<String, Value>>,
 ) -> Result<TargetConnection, TargetError> {
+    let superuser = |cluster: &str, database: &str, spec: Option<&Map<String, Value>>| {
+        let password =
+            spec.and_then(superuser_password).ok_or_else(|| TargetError::NoSuperUserPassword(cluster.to_string()))?;
+        Ok(TargetConnection {
+            url: format!("postgres://postgres@{cluster}.{}.svc:5432/{database}", names::namespace(restore)),
+            user: None,
+            password,
+            ssl_mode: None,
+            allow_non_empty: false,
+            create_database: None,
+        })
+    };
     match target {
-        ResolvedTarget::NewCluster { name, database, .. } => {
-            let password = desired
-                .and_then(superuser_password)
-                .ok_or_else(|| TargetError::NoSuperUserPassword(name.to_string()))?;
-            Ok(TargetConnection {
-                url: format!("postgres://postgres@{name}.{}.svc:5432/{database}", names::namespace(restore)),
-                user: None,
-                password,
-                ssl_mode: None,
-                allow_non_empty: false,
-            })
+        ResolvedTarget::NewCluster { name, database, .. } => superuser(name, database, desired),
+        ResolvedTarget::Database(target) => {
+            let mut connection = superuser(&target.cluster_name, &target.database, existing)?;
+            connection.create_database = Some(restore.metadata.uid.clone().unwrap_or_default());
+            Ok(connection)
         }
-        ResolvedTarget::Database(_) => Err(TargetError::DatabaseTargetUnsupported),
         ResolvedTarget::Postgres(postgres) => {
             let secret = &postgres.credentials_secret;
             Ok(TargetConnection {
@@ -142,6 +148,7 @@ pub fn connection(
                 password: super::pod::secret_ref(&secret.name, &secret.password_key),
                 ssl_mode: Some(postgres.ssl_mode),
                 allow_non_empty: postgres.allow_non_empty,
+                create_database: None,
             })
         }
     }

@@ -8,7 +8,9 @@ use k8s_openapi::jiff::Timestamp;
 use proto::{KubegresRestore, Phase};
 use serde_json::{Value, json};
 
-use super::{Action, Children, Decision, FINALIZER, Observed, PodPhase, RestorePod, TargetCluster, decide};
+use super::{
+    Action, Children, DEFAULT_AGENT_IMAGE, Decision, FINALIZER, Observed, PodPhase, RestorePod, TargetCluster, decide,
+};
 
 /// The time of every scenario's first reconcile.
 pub(super) fn t0() -> Timestamp {
@@ -62,6 +64,7 @@ pub(super) fn observed(restore: KubegresRestore) -> Observed {
         copy_from_spec: None,
         pods: Vec::new(),
         children: Children::default(),
+        agent_image: DEFAULT_AGENT_IMAGE.to_string(),
     }
 }
 
