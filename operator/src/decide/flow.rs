@@ -152,6 +152,9 @@ impl<'a> Draft<'a> {
                     return Flow::Stop;
                 }
                 let create = !target.exists;
+                if create && self.spec_changed() {
+                    return self.refuse_changed_spec("the Kubegres cluster");
+                }
                 if create {
                     let object = target::kubegres_manifest(&observed.restore, cluster, desired);
                     self.actions.push(Action::CreateKubegres { name: cluster.to_string(), object });
@@ -322,6 +325,9 @@ impl<'a> Draft<'a> {
             self.actions.push(Action::DeletePod { name: stale.name.clone() });
         }
         let Some(pod) = observed.pods.iter().find(|pod| pod.attempt == Some(attempt)) else {
+            if self.spec_changed() {
+                return self.refuse_changed_spec("the restore Pod");
+            }
             let name = names::pod_name(names::name(restore), attempt);
             let pod = super::pod::restore_pod(restore, attempt, connection, &observed.agent_image);
             self.actions.push(Action::CreateRestorePod { name, attempt, pod: Box::new(pod) });
@@ -440,6 +446,26 @@ impl<'a> Draft<'a> {
             ),
             _ => {}
         }
+    }
+
+    /// Whether the spec changed after the restore started.
+    fn spec_changed(&self) -> bool {
+        matches!(
+            (self.status.observed_generation, self.observed.restore.metadata.generation),
+            (Some(acted_on), Some(current)) if acted_on != current
+        )
+    }
+
+    /// What the restore would create next (a retry's Pod or cluster, or a
+    /// deleted one) can only be built from the current spec, which the
+    /// restore does not act on: end it instead of running a spec half
+    /// changed.
+    fn refuse_changed_spec(&mut self, what: &str) -> Flow {
+        let message = format!(
+            "the spec changed after the restore started and {what} would have to be created again from it; \
+             create a new KubegresRestore instead"
+        );
+        self.fail_stop("SpecChangedAfterStart", &message)
     }
 
     /// Fails the restore when `activeDeadlineSeconds` passed; else requeues

@@ -312,6 +312,36 @@ fn a_spec_change_after_the_start_is_reported_not_acted_on() {
 }
 
 #[test]
+fn a_retry_after_a_spec_change_ends_the_restore_instead_of_running_the_new_spec() {
+    let mut o = running();
+    o.restore.metadata.generation = Some(2);
+    o.restore.spec.jobs = 8;
+    let (_, mut o) = step(&o);
+    failed_attempt(&mut o, 4, "");
+    o.now = at(10_000);
+    // The failed Pod and the cluster go; the next attempt would need a new
+    // cluster built from the changed spec.
+    let (d, o) = step(&o);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres"]);
+    let d = decide(&o);
+    assert_eq!(d.status.phase(), Phase::Failed);
+    let failure = d.status.failure.as_ref().unwrap();
+    assert_eq!(failure.reason, "SpecChangedAfterStart");
+    assert!(failure.message.contains("the Kubegres cluster would have to be created again"), "{}", failure.message);
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::CreateKubegres { .. } | Action::CreateRestorePod { .. })));
+}
+
+#[test]
+fn a_deleted_pod_is_not_recreated_from_a_changed_spec() {
+    let mut o = running();
+    o.restore.metadata.generation = Some(2);
+    o.pods.clear();
+    let d = decide(&o);
+    assert_eq!(d.status.phase(), Phase::Failed);
+    assert!(d.status.failure.as_ref().unwrap().message.contains("the restore Pod"));
+}
+
+#[test]
 fn a_target_deleted_mid_restore_is_reported_and_recreated_after_a_backoff() {
     let mut o = running();
     o.target = TargetCluster::default();
