@@ -112,12 +112,25 @@ async fn the_default_flow_creates_the_cluster_runs_the_agent_and_leaves_only_the
     }
 
     // Events on every phase change.
-    let reasons: Vec<String> = world.event_reasons("orders").await.into_iter().map(|(_, reason)| reason).collect();
-    for reason in ["Started", "CreatingTarget", "WaitingForTarget", "Restoring", "Finalizing", "Succeeded"] {
-        assert!(reasons.iter().any(|r| r == reason), "no {reason} Event in {reasons:?}");
-    }
-    let metrics = world.operator.metrics.encode();
-    assert!(metrics.contains("kubegres_restore_restores{phase=\"Succeeded\"} 1"), "{metrics}");
+    world
+        .wait_events(
+            "orders",
+            &[
+                ("Normal", "Started"),
+                ("Normal", "CreatingTarget"),
+                ("Normal", "WaitingForTarget"),
+                ("Normal", "Restoring"),
+                ("Normal", "Finalizing"),
+                ("Normal", "Succeeded"),
+            ],
+        )
+        .await;
+    // The metrics are updated when the reconcile that wrote the status ends.
+    let metrics = wait("the Succeeded restore in the metrics", || async {
+        let metrics = world.operator.metrics.encode();
+        metrics.contains("kubegres_restore_restores{phase=\"Succeeded\"} 1").then_some(metrics)
+    })
+    .await;
     assert!(metrics.contains("kubegres_restore_restore_duration_seconds_count{result=\"succeeded\"} 1"), "{metrics}");
     world.operator.stop().await;
 }
@@ -150,9 +163,7 @@ async fn a_failed_attempt_is_retried_after_a_backoff_then_fails_with_the_agents_
     assert_eq!(condition(&restore, CONDITION_FAILED).unwrap().1, "TargetSql");
     world.wait_gone(&world.pods(), "app-restore-2").await;
     world.wait_gone(&world.api::<ServiceAccount>(), "app-restore").await;
-    let events = world.event_reasons("app").await;
-    assert!(events.contains(&("Warning".to_string(), "AttemptFailed".to_string())), "{events:?}");
-    assert!(events.contains(&("Warning".to_string(), "TargetSql".to_string())), "{events:?}");
+    world.wait_events("app", &[("Warning", "AttemptFailed"), ("Warning", "TargetSql")]).await;
     world.operator.stop().await;
 }
 
@@ -286,8 +297,7 @@ async fn a_spec_the_operator_cannot_act_on_fails_with_a_warning_event() {
     let failure = restore.status.unwrap().failure.unwrap();
     assert_eq!(failure.reason, "NoSuperUserPassword");
     assert!(failure.message.contains("POSTGRES_PASSWORD"), "{}", failure.message);
-    let events = world.event_reasons("orders").await;
-    assert!(events.contains(&("Warning".to_string(), "NoSuperUserPassword".to_string())), "{events:?}");
+    world.wait_events("orders", &[("Warning", "NoSuperUserPassword")]).await;
     assert!(world.kubegres().get_opt("restored").await.unwrap().is_none(), "nothing was created");
     world.operator.stop().await;
 }

@@ -143,9 +143,17 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "op-process");
     restores.create(&PostParams::default(), &restore("one")).await.unwrap();
     wait_for_pod(&pods, "one-restore-1").await;
-    let (_, metrics) = first.get("/metrics").await.unwrap();
-    assert!(metrics.contains("kubegres_restore_restores{phase=\"Restoring\"} 1"), "{metrics}");
-    assert!(metrics.contains("kubegres_restore_reconciles_total"), "{metrics}");
+    // The metrics are updated when the reconcile ends, just after the Pod.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, metrics) = first.get("/metrics").await.unwrap();
+        if metrics.contains("kubegres_restore_restores{phase=\"Restoring\"} 1") {
+            assert!(metrics.contains("kubegres_restore_reconciles_total"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Restoring restore in /metrics:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // SIGTERM: a clean exit that releases the lease (no holder right after),
     // and the standby takes over within about one lease duration (15 s; it

@@ -152,6 +152,12 @@ impl<'a> Draft<'a> {
                     return Flow::Stop;
                 }
                 let create = !target.exists;
+                if create && let Some(wait) = self.target_lost_wait() {
+                    // The cluster was deleted mid-restore: the fresh one comes
+                    // after the backoff, whatever reconciles in between.
+                    self.requeue(wait);
+                    return Flow::Stop;
+                }
                 if create && self.spec_changed() {
                     return self.refuse_changed_spec("the Kubegres cluster");
                 }
@@ -417,6 +423,18 @@ impl<'a> Draft<'a> {
         self.transition(PhaseEvent::TargetLost);
         self.requeue(backoff(self.status.attempts.unwrap_or(1).max(1), observed.jitter_seed));
         Flow::Stop
+    }
+
+    /// How long to wait still before recreating a cluster deleted
+    /// mid-restore (the backoff runs from the `TargetDeleted` transition).
+    fn target_lost_wait(&self) -> Option<Duration> {
+        let lost = self.status.condition(CONDITION_TARGET_READY)?;
+        if lost.reason != "TargetDeleted" || lost.status != "False" {
+            return None;
+        }
+        let wait = backoff(self.status.attempts.unwrap_or(1).max(1), self.observed.jitter_seed);
+        let ready_at = add(lost.last_transition_time.0, wait);
+        (ready_at > self.observed.now).then(|| until(self.observed.now, ready_at))
     }
 
     /// First reconcile: record what the restore acts on.

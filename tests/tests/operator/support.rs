@@ -239,6 +239,19 @@ impl World {
     }
 }
 
+impl World {
+    /// Waits until the restore has Events of these (type, reason) — they are
+    /// recorded just after the status that the tests wait for.
+    pub async fn wait_events(&self, restore: &str, expected: &[(&str, &str)]) {
+        let what = format!("Events {expected:?} on {restore}");
+        wait(&what, || async {
+            let events = self.event_reasons(restore).await;
+            expected.iter().all(|(type_, reason)| events.iter().any(|(t, r)| t == type_ && r == reason)).then_some(())
+        })
+        .await
+    }
+}
+
 /// The condition of a type: (status, reason, message).
 pub fn condition(restore: &KubegresRestore, type_: &str) -> Option<(String, String, String)> {
     restore

@@ -353,6 +353,17 @@ fn a_target_deleted_mid_restore_is_reported_and_recreated_after_a_backoff() {
     assert_eq!(d.requeue, Requeue::After(backoff(1, o.jitter_seed)));
     let message = &d.status.condition(CONDITION_TARGET_READY).unwrap().message;
     assert!(message.contains("restored was deleted mid-restore"), "{message}");
+
+    // The Pod's deletion brings a reconcile at once: it waits out the backoff.
+    let mut o = apply(&o, &d);
+    o.now = at(2);
+    let d = decide(&o);
+    assert_eq!(kinds(&d), Vec::<&str>::new());
+    assert_eq!(d.requeue, Requeue::After(backoff(1, o.jitter_seed) - Duration::from_secs(2)));
+    assert_eq!(condition(&d, CONDITION_TARGET_READY), ("False", "TargetDeleted"));
+    // Then the fresh cluster.
+    o.now = at(1_000);
+    assert_eq!(kinds(&decide(&o)), ["CreateKubegres"]);
 }
 
 #[test]
