@@ -5,7 +5,7 @@ export KUBEGRES_RESTORE_CACHE := $(CACHE)
 CARGO ?= cargo
 SCALE ?= 50
 
-.PHONY: all setup build test test-unit lint demo bench bench-operator fmt clippy crds bundle
+.PHONY: all setup build test test-unit lint demo demo-agent localcluster bench bench-operator fmt clippy crds bundle
 
 all: build
 
@@ -33,10 +33,21 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## The demo: a Kubegres backup of Pagila restored by the agent, with progress.
+## The demo: a Kubegres backup of Pagila restored through the operator on the local cluster.
 demo: setup
+	$(CARGO) build -p restore-agent -p kubegres-restore-operator -p kubegres-restore-tests --bins
+	target/debug/demo
+
+## The agent alone: a Kubegres backup of Pagila restored into a PostgreSQL, with live progress.
+demo-agent: setup
 	$(CARGO) build --release -p restore-agent
 	bash tests/scripts/demo.sh
+
+## The local cluster in the foreground (Ctrl-C stops it): DIR=/tmp/kgr make localcluster
+DIR ?= /tmp/kubegres-restore-local
+localcluster: setup
+	$(CARGO) build -p restore-agent -p kubegres-restore-operator -p kubegres-restore-tests --bins
+	target/debug/localcluster up --dir $(DIR)
 
 ## Restore speed and memory: the agent beside gunzip|psql and pg_restore -j2.
 bench: setup

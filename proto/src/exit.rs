@@ -70,8 +70,27 @@ impl ExitCode {
     }
 }
 
+/// Whether an SQL error with this SQLSTATE could go away on another attempt:
+/// the connection broke (class 08), the transaction was rolled back by a
+/// conflict (40), the server ran short of resources (53), was shut down or
+/// is starting (57), or hit an I/O error (58). Any other class (bad data,
+/// syntax, a missing object, a violated constraint) fails the same way again.
+pub fn is_transient_sqlstate(sqlstate: &str) -> bool {
+    matches!(sqlstate.get(..2), Some("08" | "40" | "53" | "57" | "58"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_transient_sqlstates_are_worth_a_retry() {
+        for transient in ["08006", "40001", "40P01", "53100", "57P01", "58030"] {
+            assert!(super::is_transient_sqlstate(transient), "{transient}");
+        }
+        for deterministic in ["22P02", "42601", "42P07", "23505", "XX000", "", "4"] {
+            assert!(!super::is_transient_sqlstate(deterministic), "{deterministic}");
+        }
+    }
+
     use super::*;
 
     #[test]

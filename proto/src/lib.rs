@@ -9,7 +9,7 @@ mod exit;
 mod progress;
 
 pub use crd::{KubegresRestore, KubegresRestoreSpec, KubegresRestoreStatus, OPERATOR_FIELD_MANAGER, Phase};
-pub use exit::ExitCode;
+pub use exit::{ExitCode, is_transient_sqlstate};
 pub use progress::{RestoreFailure, RestoreProgress, Section, redact_secrets, statement_start};
 
 /// Field manager the restore agent uses for its server-side-apply patches of

@@ -1,7 +1,10 @@
 //! Test harness for kubegres-restore: throwaway PostgreSQL clusters
 //! ([`pg`]), database comparison ([`compare`]), fixtures ([`fixtures`]),
 //! dumps in every format ([`dumps`]), the agent binary ([`agent`]), a real
-//! control plane ([`controlplane`]) and `deploy/` installed on it ([`deploy`]).
+//! control plane ([`controlplane`]), `deploy/` installed on it ([`deploy`]),
+//! and the local cluster ([`localcluster`]): the control plane with the
+//! operator, the process kubelet ([`kubelet`]) and a simulated Kubegres
+//! ([`kubegres_sim`]).
 
 pub mod agent;
 pub mod compare;
@@ -10,5 +13,8 @@ pub mod deploy;
 pub mod dumps;
 pub mod fixtures;
 pub mod http;
+pub mod kubegres_sim;
+pub mod kubelet;
+pub mod localcluster;
 pub mod pg;
 pub mod s3;

@@ -112,7 +112,10 @@ async fn observe_cluster(
         exists: true,
         deleted: object.meta().deletion_timestamp.is_some(),
         managed_by_us: object.labels().get(MANAGED_BY_RESTORE_LABEL).map(String::as_str) == Some(restore),
-        primary_ready: primaries.items.iter().any(is_ready),
+        // A primary older than the cluster object is the last incarnation's,
+        // still Ready while it terminates (a retry recreates the cluster under
+        // the same name): it must not start the next attempt.
+        primary_ready: primaries.items.iter().any(|pod| is_ready(pod) && !older_than(pod, &object)),
         spec: kubegres::spec(&object).cloned(),
     })
 }
@@ -125,6 +128,16 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let found = api.get_metadata_opt(name).await.during(|| format!("get {} {namespace}/{name}", K::kind(&())))?;
     Ok(found.is_some())
+}
+
+/// Whether a Pod was created before the cluster object (creation times have
+/// a resolution of one second; a cluster's primary is never Ready within
+/// the second its cluster object was created, initdb alone takes longer).
+fn older_than(pod: &Pod, cluster: &DynamicObject) -> bool {
+    match (&pod.metadata.creation_timestamp, &cluster.metadata.creation_timestamp) {
+        (Some(pod), Some(cluster)) => pod.0 < cluster.0,
+        _ => false,
+    }
 }
 
 /// A Pod that is Ready and not being deleted.
@@ -160,8 +173,49 @@ pub fn restore_pod(pod: &Pod) -> RestorePod {
         message: terminated.and_then(|terminated| terminated.message.clone()),
         finished_at: terminated.and_then(|terminated| terminated.finished_at.as_ref()).map(|time| time.0),
         deleting: pod.metadata.deletion_timestamp.is_some(),
+        blocked: blocked(pod),
     }
 }
+
+/// Why a Pending Pod cannot start, as kube-scheduler (PodScheduled False)
+/// or kubelet (the agent container waiting for a reason that needs a person:
+/// a missing Secret, an image that cannot be pulled) said it.
+fn blocked(pod: &Pod) -> Option<(String, String)> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref().is_some_and(|phase| phase != "Pending") {
+        return None;
+    }
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|condition| condition.type_ == "PodScheduled" && condition.status == "False");
+    if let Some(condition) = unschedulable {
+        let reason = condition.reason.clone().unwrap_or_else(|| "Unschedulable".to_string());
+        return Some((reason, condition.message.clone().unwrap_or_default()));
+    }
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|container| container.name == AGENT_CONTAINER)?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?;
+    let reason = waiting.reason.as_deref()?;
+    BLOCKING_WAIT_REASONS.contains(&reason).then(|| (reason.to_string(), waiting.message.clone().unwrap_or_default()))
+}
+
+/// kubelet's waiting reasons that do not clear by themselves.
+const BLOCKING_WAIT_REASONS: [&str; 6] = [
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
 
 /// A number stable for the restore (its uid), to spread retries apart.
 fn jitter_seed(restore: &KubegresRestore) -> u64 {

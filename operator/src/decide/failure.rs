@@ -21,6 +21,9 @@ pub(super) fn failure_of(pod: &RestorePod) -> (RestoreFailure, bool) {
         if failure.exit_code.is_none() {
             failure.exit_code = pod.exit_code.and_then(|code| u8::try_from(code).ok());
         }
+        // An SQL error the data causes (a corrupt dump, a bad statement)
+        // comes back on every attempt: only transient classes are retried.
+        let retryable = retryable && failure.sqlstate.as_deref().is_none_or(proto::is_transient_sqlstate);
         return (failure, retryable);
     }
     let reason = match code {

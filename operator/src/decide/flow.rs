@@ -54,8 +54,19 @@ impl<'a> Draft<'a> {
         let leftovers = !observed.pods.is_empty() || observed.children.any();
 
         if restore.metadata.deletion_timestamp.is_some() {
-            if leftovers {
-                self.actions.push(Action::DeleteChildren);
+            // A cluster this restore created and never handed over (the
+            // restore did not succeed) is half-restored: it goes too.
+            let unfinished_cluster = match restore.spec.target() {
+                Ok(ResolvedTarget::NewCluster { name, .. }) if observed.target.managed_by_us => Some(name),
+                _ => None,
+            };
+            if let Some(cluster) = unfinished_cluster.filter(|_| !observed.target.deleted) {
+                self.actions.push(Action::DeleteKubegres { name: cluster.to_string() });
+            }
+            if leftovers || unfinished_cluster.is_some() {
+                if leftovers {
+                    self.actions.push(Action::DeleteChildren);
+                }
                 self.requeue(DELETION_POLL);
             } else if has_finalizer {
                 self.actions.push(Action::RemoveFinalizer);
@@ -351,6 +362,16 @@ impl<'a> Draft<'a> {
             return Flow::Stop;
         }
         match pod.phase {
+            PodPhase::Pending if pod.blocked.is_some() => {
+                let (reason, message) = pod.blocked.as_ref().expect("the guard said blocked");
+                self.condition(
+                    CONDITION_PROGRESSING,
+                    false,
+                    reason,
+                    &format!("restore attempt {attempt} cannot start: {message}"),
+                );
+                Flow::Stop
+            }
             PodPhase::Pending | PodPhase::Running => {
                 self.condition(
                     CONDITION_PROGRESSING,

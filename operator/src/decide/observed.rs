@@ -81,6 +81,10 @@ pub struct RestorePod {
     pub finished_at: Option<Timestamp>,
     /// The Pod is being deleted.
     pub deleting: bool,
+    /// Why a Pending Pod cannot start (it cannot be scheduled, its image
+    /// cannot be pulled, a Secret or PVC it needs is missing): the reason and
+    /// message kube-scheduler or kubelet gave.
+    pub blocked: Option<(String, String)>,
 }
 
 /// Which of the restore's own objects exist.

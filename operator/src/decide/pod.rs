@@ -22,6 +22,9 @@ pub const AGENT_CONTAINER: &str = "restore-agent";
 /// Where an HTTPS source's CA Secret is mounted.
 pub const CA_MOUNT_PATH: &str = "/etc/restore-agent/ca";
 /// The environment variable the agent reads extra HTTP headers from.
+/// Where the agent writes its failure report (the container's default
+/// `terminationMessagePath`), which the operator reads back from the status.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
 pub const HTTP_HEADERS_ENV: &str = "RESTORE_AGENT_HTTP_HEADERS";
 
 const SOURCE_VOLUME: &str = "source";
@@ -157,6 +160,7 @@ pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConne
         args.extend(["--create-database".to_string(), "--create-database-marker".to_string(), marker.clone()]);
     }
     args.extend(["--progress".to_string(), "log".to_string()]);
+    args.extend(["--termination-log".to_string(), TERMINATION_LOG.to_string()]);
     args.extend(["--log-format".to_string(), "json".to_string()]);
     args.extend(["--kubegres-restore".to_string(), format!("{}/{}", names::namespace(restore), names::name(restore))]);
 

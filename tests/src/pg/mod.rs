@@ -42,6 +42,7 @@ pub const SUPERUSER: &str = "postgres";
 pub struct PgCluster {
     dir: Option<tempfile::TempDir>,
     data: PathBuf,
+    host: String,
     port: u16,
     password: String,
     server: Option<Child>,
@@ -192,8 +193,15 @@ impl PgCluster {
             .spawn()
             .map_err(|e| format!("cannot start postgres: {e}"))?;
         let watchdog = spawn_watchdog(&data, dir.path());
-        let mut cluster =
-            PgCluster { dir: Some(dir), data, port, password: password.to_string(), server: None, watchdog };
+        let mut cluster = PgCluster {
+            dir: Some(dir),
+            data,
+            host: "127.0.0.1".to_string(),
+            port,
+            password: password.to_string(),
+            server: None,
+            watchdog,
+        };
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -223,7 +231,27 @@ impl PgCluster {
         Ok(cluster)
     }
 
-    /// The TCP port on 127.0.0.1.
+    /// A server this harness did not start (a Kubegres primary in the local
+    /// cluster, at its Pod IP), reached as `postgres` with this password; the
+    /// comparisons and queries work on it, and dropping it stops nothing.
+    pub fn connect_to(host: &str, port: u16, password: &str) -> PgCluster {
+        PgCluster {
+            dir: None,
+            data: PathBuf::new(),
+            host: host.to_string(),
+            port,
+            password: password.to_string(),
+            server: None,
+            watchdog: None,
+        }
+    }
+
+    /// The host it listens on (127.0.0.1 for the clusters it starts).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -259,8 +287,9 @@ impl PgCluster {
     /// password in the URL; never hand it to the agent's command line).
     pub fn url(&self, db: &str) -> String {
         format!(
-            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{}",
+            "postgres://{SUPERUSER}:{}@{}:{}/{}",
             percent_encode(&self.password),
+            self.host,
             self.port,
             percent_encode(db)
         )
@@ -269,13 +298,13 @@ impl PgCluster {
     /// `postgres://postgres@127.0.0.1:PORT/db`: the URL without the password,
     /// as the agent gets it (the password comes from PGPASSWORD).
     pub fn url_without_password(&self, db: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{}", self.port, percent_encode(db))
+        format!("postgres://{SUPERUSER}@{}:{}/{}", self.host, self.port, percent_encode(db))
     }
 
     /// PGHOST, PGPORT, PGUSER and PGPASSWORD for child processes.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("PGHOST".into(), "127.0.0.1".into()),
+            ("PGHOST".into(), self.host.clone()),
             ("PGPORT".into(), self.port.to_string()),
             ("PGUSER".into(), SUPERUSER.into()),
             ("PGPASSWORD".into(), self.password.clone()),
@@ -298,7 +327,7 @@ impl PgCluster {
     /// A connection config for tokio-postgres.
     pub fn config(&self, db: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host("127.0.0.1").port(self.port).user(SUPERUSER).password(&self.password).dbname(db);
+        c.host(&self.host).port(self.port).user(SUPERUSER).password(&self.password).dbname(db);
         c
     }
 

@@ -127,6 +127,25 @@ fn a_running_restore_is_steady_and_writes_no_status() {
 }
 
 #[test]
+fn a_pod_that_cannot_start_says_why_in_progressing_and_recovers() {
+    let mut o = running();
+    o.pods[0].phase = PodPhase::Pending;
+    o.pods[0].blocked = Some(("CreateContainerConfigError".into(), "secret \"s3-creds\" not found".into()));
+    let (d, mut o) = step(&o);
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert!(d.status_changed);
+    let progressing = d.status.condition(CONDITION_PROGRESSING).unwrap();
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("False", "CreateContainerConfigError"));
+    assert_eq!(progressing.message, "restore attempt 1 cannot start: secret \"s3-creds\" not found");
+    assert_eq!(phase(&o), Phase::Restoring);
+    // The Secret appears, the Pod runs: Progressing again.
+    o.pods[0].blocked = None;
+    o.pods[0].phase = PodPhase::Running;
+    let d = decide(&o);
+    assert_eq!(condition(&d, CONDITION_PROGRESSING), ("True", "Restoring"));
+}
+
+#[test]
 fn a_deleted_restore_pod_is_recreated_for_the_same_attempt() {
     let mut o = running();
     o.pods[0].deleting = true;
@@ -183,6 +202,29 @@ fn a_cluster_still_being_deleted_is_waited_for() {
     assert!(kinds(&d).is_empty());
     assert_eq!(condition(&d, CONDITION_TARGET_READY), ("False", "TargetBeingDeleted"));
     assert_eq!(d.requeue, Requeue::After(Duration::from_secs(5)));
+}
+
+#[test]
+fn an_sql_error_from_the_data_is_not_retried_but_a_dropped_connection_is() {
+    // Exit 4 (target) is retryable, but a data error fails the same way again.
+    let mut o = running();
+    let report = |sqlstate: &str| RestoreFailure {
+        reason: "SqlError".into(),
+        message: "ERROR".into(),
+        sqlstate: Some(sqlstate.into()),
+        ..Default::default()
+    };
+    failed_attempt(&mut o, 4, &serde_json::to_string(&report("22P02")).unwrap());
+    let d = decide(&o);
+    assert_eq!(d.status.phase(), Phase::Failed);
+    assert_eq!(d.status.attempts, Some(1));
+
+    let mut o = running();
+    failed_attempt(&mut o, 4, &serde_json::to_string(&report("57P01")).unwrap());
+    o.now = at(600);
+    let d = decide(&o);
+    assert_eq!(d.status.phase(), Phase::CreatingTarget, "{:?}", d.status);
+    assert_eq!(d.status.attempts, Some(2));
 }
 
 #[test]
@@ -380,12 +422,24 @@ fn a_target_deleted_while_finalizing_fails_the_restore() {
 fn a_deleted_restore_removes_its_children_then_its_finalizer() {
     let mut o = running();
     o.restore.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(5)));
+    // The half-restored cluster it created goes too.
+    assert!(o.target.managed_by_us);
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["DeleteChildren"]);
+    assert_eq!(kinds(&d), ["DeleteKubegres", "DeleteChildren"]);
     assert!(!d.status_changed);
     let (d, o) = step(&o);
     assert_eq!(kinds(&d), ["RemoveFinalizer"]);
     assert!(decide(&o).actions.is_empty());
+}
+
+#[test]
+fn a_deleted_restore_keeps_the_cluster_it_handed_over() {
+    let mut o = running();
+    o.target.managed_by_us = false; // the success step removed the label
+    o.status_mut().set_phase(Phase::Succeeded);
+    o.restore.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(5)));
+    let (d, _) = step(&o);
+    assert_eq!(kinds(&d), ["DeleteChildren"]);
 }
 
 #[test]

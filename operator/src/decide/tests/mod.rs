@@ -116,6 +116,7 @@ pub(super) fn pod(name: &str, attempt: i32, phase: PodPhase) -> RestorePod {
         message: None,
         finished_at: None,
         deleting: false,
+        blocked: None,
     }
 }
 

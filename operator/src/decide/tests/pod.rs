@@ -58,6 +58,8 @@ fn a_file_source_mounts_the_claim_read_only_and_picks_the_latest() {
             "stop",
             "--progress",
             "log",
+            "--termination-log",
+            "/dev/termination-log",
             "--log-format",
             "json",
             "--kubegres-restore",

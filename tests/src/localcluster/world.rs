@@ -1,0 +1,237 @@
+//! What a user of the local cluster does with a client: namespaces,
+//! Secrets, PVCs, Kubegres clusters, KubegresRestores, and waiting on them.
+//! Shared by the demo and the end-to-end tests.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use proto::KubegresRestore;
+use serde_json::{Value, json};
+
+use crate::pg::PgCluster;
+
+/// The field manager of the demo and the tests.
+pub const FIELD_MANAGER: &str = "kubegres-restore-e2e";
+
+/// How often waits poll.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Creates (or keeps) a namespace.
+pub async fn create_namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the namespace {name}: {e}"));
+}
+
+/// Creates an Opaque Secret with these string values.
+pub async fn create_secret(client: &kube::Client, namespace: &str, name: &str, values: &[(&str, &str)]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let data: BTreeMap<String, String> = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&secret))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the Secret {namespace}/{name}: {e}"));
+}
+
+/// Creates a PVC (the process kubelet mounts `DIR/volumes/<namespace>/<name>`).
+pub async fn create_pvc(client: &kube::Client, namespace: &str, name: &str) {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let pvc = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    });
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&pvc))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the PVC {namespace}/{name}: {e}"));
+}
+
+/// A Kubegres cluster as Kubegres's documentation writes one: its superuser
+/// and replication passwords from the Secret `<name>-secret`
+/// (`superUserPassword`, `replicationUserPassword`), which this creates with
+/// `password`, and a backup PVC when `backup_pvc` is given.
+pub async fn create_kubegres(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    replicas: i64,
+    password: &str,
+    backup_pvc: Option<&str>,
+) {
+    let secret = format!("{name}-secret");
+    create_secret(
+        client,
+        namespace,
+        &secret,
+        &[("superUserPassword", password), ("replicationUserPassword", password)],
+    )
+    .await;
+    let mut spec = json!({
+        "replicas": replicas,
+        "image": "postgres:16.1",
+        "database": {"size": "200Mi"},
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+        "env": [
+            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "superUserPassword"}}},
+            {"name": "POSTGRES_REPLICATION_PASSWORD",
+             "valueFrom": {"secretKeyRef": {"name": secret, "key": "replicationUserPassword"}}},
+        ],
+    });
+    if let Some(pvc) = backup_pvc {
+        spec["backup"] = json!({"schedule": "0 */1 * * *", "pvcName": pvc, "volumeMount": "/var/lib/backup"});
+    }
+    let kubegres = json!({
+        "apiVersion": "kubegres.reactive-tech.io/v1", "kind": "Kubegres",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+    });
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &crate::kubegres_sim::api_resource());
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&kubegres))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the Kubegres {namespace}/{name}: {e}"));
+}
+
+/// The Kubegres object, if it exists.
+pub async fn get_kubegres(client: &kube::Client, namespace: &str, name: &str) -> Option<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &crate::kubegres_sim::api_resource());
+    api.get_opt(name).await.unwrap_or_else(|e| panic!("cannot get the Kubegres {namespace}/{name}: {e}"))
+}
+
+/// Waits until the primary Pod of a Kubegres cluster is Ready; returns its IP.
+pub async fn wait_for_primary(client: &kube::Client, namespace: &str, cluster: &str, timeout: Duration) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app={cluster},replicationRole=primary");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items).unwrap_or_default();
+        if let Some(ip) = list.iter().find(|pod| is_ready(pod)).and_then(|pod| pod.status.as_ref()?.pod_ip.clone()) {
+            return ip;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary of Kubegres {namespace}/{cluster} was not Ready within {timeout:?}: {:?}",
+            list.iter().map(|p| (p.name_any(), p.status.clone())).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The primary of a Kubegres cluster, as a [`PgCluster`] the harness can
+/// query and compare (at its Pod IP, port 5432).
+pub async fn primary(client: &kube::Client, namespace: &str, cluster: &str, password: &str) -> PgCluster {
+    let ip = wait_for_primary(client, namespace, cluster, Duration::from_secs(120)).await;
+    PgCluster::connect_to(&ip, 5432, password)
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Creates a KubegresRestore from YAML (one document) in `namespace`.
+pub async fn create_restore(client: &kube::Client, namespace: &str, yaml: &str) -> KubegresRestore {
+    let mut value: Value =
+        serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("not a KubegresRestore: {e}\n{yaml}"));
+    value["metadata"]["namespace"] = json!(namespace);
+    let restore: KubegresRestore =
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("not a KubegresRestore: {e}\n{yaml}"));
+    let api: Api<KubegresRestore> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), &restore)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the KubegresRestore {namespace}/{}: {e}", restore.name_any()))
+}
+
+/// Polls a KubegresRestore until `done` says so, calling `each` on every
+/// version seen (for progress); panics with the last status on timeout.
+pub async fn wait_restore(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    mut each: impl FnMut(&KubegresRestore),
+    done: impl Fn(&KubegresRestore) -> bool,
+) -> KubegresRestore {
+    let api: Api<KubegresRestore> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    let mut last_version = None;
+    loop {
+        let restore =
+            api.get(name).await.unwrap_or_else(|e| panic!("cannot get KubegresRestore {namespace}/{name}: {e}"));
+        if restore.meta().resource_version != last_version {
+            last_version = restore.meta().resource_version.clone();
+            each(&restore);
+        }
+        if done(&restore) {
+            return restore;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "KubegresRestore {namespace}/{name} did not get there within {timeout:?}; status: {}",
+            serde_json::to_string_pretty(&restore.status).unwrap_or_default()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The phase as a string (`Pending` when there is no status yet).
+pub fn phase(restore: &KubegresRestore) -> String {
+    restore.status.as_ref().map(|s| format!("{:?}", s.phase())).unwrap_or_else(|| "Pending".to_string())
+}
+
+/// Whether the restore reached a final phase.
+pub fn finished(restore: &KubegresRestore) -> bool {
+    matches!(phase(restore).as_str(), "Succeeded" | "Failed")
+}
+
+/// What a restore may leave behind in a namespace that only the test uses:
+/// every Pod that is not a (simulated) Kubegres Pod, and every
+/// ServiceAccount, Role and RoleBinding (nothing else creates them there).
+pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let all = ListParams::default();
+    for pod in pods.list(&all).await.map(|l| l.items).unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}")) {
+        if !pod.labels().contains_key(crate::kubegres_sim::SIMULATED_BY_LABEL) {
+            found.push(format!("Pod {}", pod.name_any()));
+        }
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    found.extend(
+        accounts
+            .list(&all)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
+            .iter()
+            .map(|a| format!("ServiceAccount {}", a.name_any())),
+    );
+    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
+    found.extend(
+        roles
+            .list(&all)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
+            .iter()
+            .map(|r| format!("Role {}", r.name_any())),
+    );
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+    found.extend(
+        bindings
+            .list(&all)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
+            .iter()
+            .map(|b| format!("RoleBinding {}", b.name_any())),
+    );
+    found
+}

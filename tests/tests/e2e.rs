@@ -1,0 +1,16 @@
+//! End to end on the local cluster (`localcluster up`): the real control
+//! plane, the operator as its own process with deploy/'s identity, restore
+//! Pods run by the process kubelet (SIMULATED: processes, not containers),
+//! Kubegres clusters by the simulated Kubegres controller (SIMULATED), real
+//! PostgreSQL everywhere, a real S3 server and real HTTP servers.
+//!
+//! One local cluster serves the whole binary; each test has its own
+//! namespace. Under CI=true, as everywhere, a cluster that cannot start
+//! fails the tests.
+
+#[path = "e2e/faults.rs"]
+mod faults;
+#[path = "e2e/sources.rs"]
+mod sources;
+#[path = "e2e/support.rs"]
+mod support;
