@@ -177,6 +177,12 @@ impl Kubelet {
         config: KubeletConfig,
     ) -> Result<Self, KubeletError> {
         validate(&config)?;
+        let mut config = config;
+        let store = image_store(&config.node_name);
+        config.images = config.images.install(&store).map_err(|source| KubeletError::Io {
+            what: format!("install the images into {}", store.display()),
+            source,
+        })?;
         for sub in ["pods", "volumes"] {
             let path = config.dir.join(sub);
             std::fs::create_dir_all(&path)
@@ -195,6 +201,7 @@ impl Kubelet {
             schedule: tokio::sync::Notify::new(),
             stopping: tokio::sync::watch::Sender::new(false),
             cgroup: process::cgroup_root(&config.node_name),
+            store,
             config,
         });
         node::register(&shared).await?;
@@ -227,6 +234,7 @@ impl Kubelet {
         if let Some(root) = &self.shared.cgroup {
             process::remove_cgroup(root).await;
         }
+        let _ = std::fs::remove_dir_all(&self.shared.store);
     }
 
     /// The processes of a Pod this kubelet runs: in its cgroup (when cgroup
@@ -268,8 +276,20 @@ impl Drop for Kubelet {
         if let Some(root) = &self.shared.cgroup {
             process::remove_cgroup_blocking(root);
         }
+        let _ = std::fs::remove_dir_all(&self.shared.store);
     }
 }
+
+/// Where this kubelet installs its images: outside /tmp and the checkout,
+/// which a Pod's mounts may hide, and unique to this kubelet.
+fn image_store(node_name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    PathBuf::from(IMAGE_STORE).join(format!("{node_name}.{}.{n}", std::process::id()))
+}
+
+/// The parent of every kubelet's image store.
+pub const IMAGE_STORE: &str = "/var/lib/process-kubelet/images";
 
 fn validate(config: &KubeletConfig) -> Result<(), KubeletError> {
     let [a, _, _, d] = config.pod_cidr.octets();

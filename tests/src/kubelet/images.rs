@@ -4,7 +4,7 @@
 //! directories).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What an image stands for on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,37 @@ impl ImageMap {
     pub fn program(&self, image: &str) -> Option<&Program> {
         self.programs.get(repository_name(image))
     }
+
+    /// Installs the programs into `store`, as a container runtime unpacks
+    /// images: an entrypoint outside the system directories (a binary built
+    /// in the checkout, the postgres entrypoint script) is copied there, so
+    /// that a Pod's own mounts (an emptyDir at /tmp, say) cannot hide it.
+    /// Returns the map with the installed paths.
+    pub(crate) fn install(&self, store: &Path) -> std::io::Result<ImageMap> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut installed = self.clone();
+        for (repository, program) in &mut installed.programs {
+            let Some(entrypoint) = program.entrypoint.first_mut() else { continue };
+            let source = Path::new(entrypoint.as_str());
+            if !source.is_absolute() || SYSTEM_DIRS.iter().any(|dir| source.starts_with(dir)) {
+                continue;
+            }
+            let dir = store.join(repository);
+            std::fs::create_dir_all(&dir)?;
+            for folder in [store, dir.as_path()] {
+                std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755))?;
+            }
+            let target = dir.join(source.file_name().unwrap_or(source.as_os_str()));
+            std::fs::copy(source, &target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+            *entrypoint = target.to_string_lossy().into_owned();
+        }
+        Ok(installed)
+    }
 }
+
+/// Where the programs of the machine itself live: used in place.
+const SYSTEM_DIRS: [&str; 5] = ["/usr", "/bin", "/sbin", "/lib", "/etc"];
 
 /// `ghcr.io/x/restore-agent:0.1.0` -> `restore-agent`;
 /// `localhost:5000/postgres@sha256:...` -> `postgres`.

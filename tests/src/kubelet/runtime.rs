@@ -15,6 +15,8 @@ use super::KubeletConfig;
 /// Everything the kubelet's tasks share.
 pub(crate) struct Shared {
     pub config: KubeletConfig,
+    /// Where the images' programs were installed (removed on stop).
+    pub store: std::path::PathBuf,
     /// Acts as the kubelet (ideally `system:node:<name>`).
     pub client: kube::Client,
     /// Binds Pods (ideally `system:kube-scheduler`).

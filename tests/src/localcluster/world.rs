@@ -186,6 +186,17 @@ pub fn phase(restore: &KubegresRestore) -> String {
     restore.status.as_ref().map(|s| format!("{:?}", s.phase())).unwrap_or_else(|| "Pending".to_string())
 }
 
+/// The condition `type_` of a restore as (status, reason, message).
+pub fn condition(restore: &KubegresRestore, type_: &str) -> Option<(String, String, String)> {
+    restore
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
 /// Whether the restore reached a final phase.
 pub fn finished(restore: &KubegresRestore) -> bool {
     matches!(phase(restore).as_str(), "Succeeded" | "Failed")

@@ -70,7 +70,7 @@ async fn a_corrupt_dump_fails_with_the_reason_and_no_retry_storm() {
     )
     .await;
 
-    let restore = world::wait_restore(&client, &ns, "corrupt", RESTORE_TIMEOUT, |_| {}, world::finished).await;
+    let restore = wait_finished(&client, &ns, "corrupt").await;
     assert_eq!(world::phase(&restore), "Failed", "{}", status_of(&restore));
     let status = restore.status.clone().expect("a status");
     let failure = status.failure.clone().expect("the failure in status");
@@ -118,8 +118,7 @@ async fn an_agent_killed_mid_restore_is_retried_into_a_fresh_cluster() {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
 
-    let restore = world::wait_restore(&client, &ns, "killed", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    let restore = wait_succeeded(&client, &ns, "killed").await;
     assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(2), "{}", status_of(&restore));
     let restored = world::primary(&client, &ns, "restored", big_source().0.password()).await;
     assert_ne!(restored.host(), first_primary.host(), "attempt 2 ran in the same cluster's Pod");
@@ -144,8 +143,7 @@ async fn the_operator_killed_mid_restore_is_restarted_and_the_restore_completes(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let restore = world::wait_restore(&client, &ns, "survives", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    let restore = wait_succeeded(&client, &ns, "survives").await;
     assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(1), "{}", status_of(&restore));
     let restored = world::primary(&client, &ns, "restored", big_source().0.password()).await;
     compare::assert_same_database(&big_source().0, "big", &restored, "big");
@@ -291,8 +289,7 @@ spec:
         &[("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())],
     )
     .await;
-    let restore = world::wait_restore(&client, &ns, "waits", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    wait_succeeded(&client, &ns, "waits").await;
     compare::assert_same_database(&source, "pagila", &db, "pagila");
 }
 

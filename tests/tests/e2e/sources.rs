@@ -44,8 +44,7 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     world::create_secret(&client, &ns, "restored-secret", &[("superUserPassword", source.password())]).await;
     let yaml = new_cluster_restore("from-pvc", "restored", "backups", "latest", "");
     world::create_restore(&client, &ns, &yaml).await;
-    let restore = world::wait_restore(&client, &ns, "from-pvc", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    let restore = wait_succeeded(&client, &ns, "from-pvc").await;
     assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(1));
 
     let restored = world::primary(&client, &ns, "restored", source.password()).await;
@@ -109,8 +108,7 @@ spec:
         endpoint = s3.endpoint()
     );
     world::create_restore(&client, &ns, &yaml).await;
-    let restore = world::wait_restore(&client, &ns, "from-s3", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    wait_succeeded(&client, &ns, "from-s3").await;
 
     compare::assert_same_database(&source, "pagila", &shop, "pagila");
     assert_eq!(shop.query("postgres", "SELECT id, note FROM kept"), vec![vec!["1".to_string(), "before".to_string()]]);
@@ -164,8 +162,7 @@ spec:
         port = target.port()
     );
     world::create_restore(&client, &ns, &yaml).await;
-    let restore = world::wait_restore(&client, &ns, "from-http", RESTORE_TIMEOUT, |_| {}, world::finished).await;
-    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    wait_succeeded(&client, &ns, "from-http").await;
     compare::assert_same_database(&source, "pagila", &target, "app");
     assert!(!server.requests().is_empty());
     assert_only_the_database_is_left(&client, &ns, &tracker).await;

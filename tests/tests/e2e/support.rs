@@ -205,18 +205,21 @@ pub async fn assert_only_the_database_is_left(client: &kube::Client, namespace: 
     assert!(strays.is_empty(), "processes outlived their Pods: {strays:?}");
 }
 
+/// Waits until the restore is Succeeded or Failed.
+pub async fn wait_finished(client: &kube::Client, namespace: &str, name: &str) -> KubegresRestore {
+    world::wait_restore(client, namespace, name, RESTORE_TIMEOUT, |_| {}, world::finished).await
+}
+
+/// Waits until the restore is finished and asserts that it Succeeded.
+pub async fn wait_succeeded(client: &kube::Client, namespace: &str, name: &str) -> KubegresRestore {
+    let restore = wait_finished(client, namespace, name).await;
+    assert_eq!(world::phase(&restore), "Succeeded", "{}", status_of(&restore));
+    restore
+}
+
 /// The restore's status, for assertion messages.
 pub fn status_of(restore: &KubegresRestore) -> String {
     serde_json::to_string_pretty(&restore.status).unwrap_or_default()
 }
 
-/// The condition `type_` as (status, reason, message).
-pub fn condition(restore: &KubegresRestore, type_: &str) -> Option<(String, String, String)> {
-    restore
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
+pub use harness::localcluster::world::condition;

@@ -253,15 +253,7 @@ impl World {
 }
 
 /// The condition of a type: (status, reason, message).
-pub fn condition(restore: &KubegresRestore, type_: &str) -> Option<(String, String, String)> {
-    restore
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
+pub use harness::localcluster::world::condition;
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most [`WAIT`].
 pub async fn wait<T, F, Fut>(what: &str, check: F) -> T
