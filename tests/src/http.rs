@@ -284,6 +284,31 @@ fn parse_range(v: &str) -> Option<(u64, Option<u64>)> {
     Some((start, end))
 }
 
+/// A loopback address whose port was free a moment ago (for a server the
+/// caller starts as another process; it retries if the port was taken).
+pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// A plain HTTP/1.0 GET on loopback, e.g. an operator's `/readyz`: the
+/// status code and the body. Gives up after 5 s.
+pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("GET {path} timed out")))??;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status =
+        head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("GET {path}: no status line"))
+        })?;
+    Ok((status, body.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@ use harness::pg::PgCluster;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -27,29 +26,6 @@ fn object<T: serde::de::DeserializeOwned>(v: Value) -> T {
 fn restores(client: kube::Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("kubegres.reactive-tech.io", "v1", "KubegresRestore");
     Api::namespaced_with(client, NS, &ApiResource::from_gvk_with_plural(&gvk, "kubegresrestores"))
-}
-
-async fn install_crd(cp: &ControlPlane) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/kubegres-restore.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
-    crds.create(&PostParams::default(), &crd).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = crds.get("kubegresrestores.kubegres.reactive-tech.io").await.unwrap();
-        let established = got
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the CRD never became Established\n{}", cp.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn restore_object(name: &str) -> DynamicObject {
@@ -129,7 +105,7 @@ fn managers_of_status(obj: &DynamicObject) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_reports_into_its_own_restore_status_and_no_other() {
     let cp = ControlPlane::start().await;
-    install_crd(&cp).await;
+    harness::deploy::install_restore_crd(&cp.client()).await;
     let admin = cp.client();
     Api::<Namespace>::all(admin.clone())
         .create(&PostParams::default(), &object(json!({"metadata": {"name": NS}})))

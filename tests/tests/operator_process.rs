@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use proto::KubegresRestore;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -41,10 +40,7 @@ struct Replica {
 
 impl Replica {
     fn start(kubeconfig: &std::path::Path, dir: &std::path::Path, identity: &str) -> Replica {
-        let addr = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap()
-        };
+        let addr = harness::http::free_loopback_addr().expect("a free port");
         let log = dir.join(format!("{identity}.log"));
         let child = Command::new(operator_bin())
             .env("KUBECONFIG", kubeconfig)
@@ -64,14 +60,7 @@ impl Replica {
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let status = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-        Some((status, body))
+        harness::http::get(self.addr, path).await.ok()
     }
 
     /// Waits until `/readyz` answers 200 with a body containing `what`.

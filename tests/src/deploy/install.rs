@@ -121,6 +121,25 @@ pub async fn install_kubegres_crd(admin: &kube::Client) {
     }
 }
 
+/// Applies the generated KubegresRestore CRD (deploy/crds/kubegres-restore.yaml)
+/// alone, without the operator's RBAC, and waits until it is Established
+/// and served. Idempotent.
+///
+/// # Panics
+/// When the apiserver refuses it (the message names the CRD and the cause)
+/// or it is not served in time.
+pub async fn install_restore_crd(admin: &kube::Client) {
+    let result = async {
+        for document in read_documents(&super::deploy_dir().join("crds").join("kubegres-restore.yaml"))? {
+            apply_for_real(admin, &document).await?;
+        }
+        wait_for_crd(admin, proto::crd::CRD_NAME).await
+    };
+    if let Err(error) = result.await {
+        panic!("cannot install the KubegresRestore CRD: {error}");
+    }
+}
+
 /// Waits until the CRD `name` is Established and its resource answers a list.
 pub async fn wait_for_crd(admin: &kube::Client, name: &str) -> Result<(), DeployError> {
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());

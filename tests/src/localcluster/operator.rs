@@ -41,10 +41,7 @@ pub struct OperatorSupervisor {
 impl OperatorSupervisor {
     /// Starts the operator; returns once its process runs.
     pub async fn start(bin: &Path, kubeconfig: &Path, dir: &Path) -> Result<OperatorSupervisor, String> {
-        let http_addr = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-            listener.local_addr().map_err(|e| format!("no free port: {e}"))?
-        };
+        let http_addr = crate::http::free_loopback_addr().map_err(|e| format!("no free port: {e}"))?;
         let launch = Launch {
             bin: bin.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),

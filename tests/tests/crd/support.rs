@@ -3,19 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
-use proto::crd::{CRD_NAME, KubegresRestore};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use proto::crd::KubegresRestore;
 use serde_json::{Value, json};
 
-/// How long the apiserver may take to establish and serve the CRD.
-const SETTLE: Duration = Duration::from_secs(30);
-/// The field manager this file installs the CRD with.
-const INSTALLER: &str = "kubegres-restore-tests";
 pub const API_VERSION: &str = "kubegres.reactive-tech.io/v1";
 
 pub fn repo_root() -> &'static Path {
@@ -57,47 +51,13 @@ pub fn control_plane() -> &'static ControlPlane {
                 .expect("a runtime to start the control plane");
             runtime.block_on(async {
                 let control_plane = ControlPlane::start().await;
-                install_crd(&control_plane).await;
+                harness::deploy::install_restore_crd(&control_plane.client()).await;
                 control_plane
             })
         })
         .join()
         .unwrap_or_else(|_| panic!("the control plane with the KubegresRestore CRD did not start (see above)"))
     })
-}
-
-/// Applies deploy/crds/kubegres-restore.yaml and waits until the apiserver
-/// serves KubegresRestores.
-async fn install_crd(control_plane: &ControlPlane) {
-    let client = control_plane.client();
-    let crd: CustomResourceDefinition = serde_json::from_value(read_yaml(&crd_path()))
-        .unwrap_or_else(|error| panic!("{} is not a CustomResourceDefinition: {error}", crd_path().display()));
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    if let Err(error) = crds.patch(CRD_NAME, &PatchParams::apply(INSTALLER), &Patch::Apply(&crd)).await {
-        panic!("the apiserver refused the generated CRD: {error}\n{}", control_plane.logs());
-    }
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let crd = crds.get(CRD_NAME).await.expect("the CRD just applied");
-        let conditions = crd.status.and_then(|status| status.conditions).unwrap_or_default();
-        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the CRD was not Established within {SETTLE:?}: {conditions:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Established comes a moment before the handler serves the resource.
-    let restores: Api<KubegresRestore> = Api::all(client);
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        match restores.list(&Default::default()).await {
-            Ok(_) => break,
-            Err(error) if api_error(&error).0 == 404 && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("KubegresRestores are not served: {error}"),
-        }
-    }
 }
 
 /// A fresh admin client for the calling test's runtime.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, Command};
 
 use crate::BenchError;
@@ -87,7 +86,8 @@ impl OperatorProcess {
         log: &Path,
         concurrency: Option<u16>,
     ) -> Result<OperatorProcess, BenchError> {
-        let addr = free_port()?;
+        let addr = harness::http::free_loopback_addr()
+            .map_err(|source| BenchError::io("find a free port for the operator", source))?;
         let log = log.to_path_buf();
         let out = std::fs::File::create(&log).map_err(|source| BenchError::io("create the operator's log", source))?;
         let err = out.try_clone().map_err(|source| BenchError::io("open the operator's log", source))?;
@@ -122,7 +122,7 @@ impl OperatorProcess {
         let mut last = String::from("no answer");
         while started.elapsed() < READY_TIMEOUT {
             process.check_running()?;
-            match get(addr, "/readyz").await {
+            match harness::http::get(addr, "/readyz").await {
                 Ok((200, body)) if body.starts_with("ready: leader") => {
                     process.started_in = started.elapsed();
                     return Ok(process);
@@ -154,7 +154,7 @@ impl OperatorProcess {
 
     /// Its `/metrics` text.
     pub async fn metrics(&self) -> Result<String, BenchError> {
-        match get(self.addr, "/metrics").await {
+        match harness::http::get(self.addr, "/metrics").await {
             Ok((200, body)) => Ok(body),
             Ok((status, _)) => Err(BenchError::Operator(format!("/metrics answered {status}"))),
             Err(source) => Err(BenchError::io("read /metrics", source)),
@@ -205,30 +205,6 @@ impl OperatorProcess {
         let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
         format!("----- operator log (last {TAIL_LINES} lines) -----\n{tail}")
     }
-}
-
-/// A loopback address with a port that was free a moment ago.
-fn free_port() -> Result<SocketAddr, BenchError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|source| BenchError::io("find a free port for the operator", source))?;
-    listener.local_addr().map_err(|source| BenchError::io("find a free port for the operator", source))
-}
-
-/// A plain HTTP/1.0 GET on loopback: the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("GET {path} timed out")))??;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status =
-        head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("GET {path}: no status line"))
-        })?;
-    Ok((status, body.to_string()))
 }
 
 /// Writes a file readable only by its owner.
