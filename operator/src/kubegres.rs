@@ -29,3 +29,30 @@ pub fn primary_selector(cluster: &str) -> String {
 pub fn spec(object: &DynamicObject) -> Option<&serde_json::Map<String, serde_json::Value>> {
     object.data.get("spec").and_then(serde_json::Value::as_object)
 }
+
+/// Whether a PVC is one of a Kubegres cluster's data volumes: Kubegres's
+/// StatefulSets `<cluster>-<index>` claim `postgres-db` for their Pod
+/// `<cluster>-<index>-0`.
+pub fn is_data_volume(cluster: &str, claim: &str) -> bool {
+    claim
+        .strip_prefix("postgres-db-")
+        .and_then(|rest| rest.strip_prefix(cluster))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix("-0"))
+        .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_volumes_are_recognised_by_name() {
+        assert!(is_data_volume("restored", "postgres-db-restored-1-0"));
+        assert!(is_data_volume("restored", "postgres-db-restored-12-0"));
+        assert!(!is_data_volume("restored", "postgres-db-restored-replica-1-0"));
+        assert!(!is_data_volume("restored", "postgres-db-restored-x-0"));
+        assert!(!is_data_volume("restored", "backups"));
+        assert!(!is_data_volume("rest", "postgres-db-restored-1-0"));
+    }
+}

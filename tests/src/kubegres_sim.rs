@@ -14,8 +14,9 @@
 //! - it creates the Pod directly, not through a StatefulSet (no
 //!   controller-manager runs here), and recreates it when it disappears;
 //! - replicas are not run: the `-replica` Service exists but selects no Pod;
-//! - the data directory is an `emptyDir`, not a PVC from a volume claim
-//!   template, so a deleted cluster's data goes with it;
+//! - the data volume is the PVC `postgres-db-<name>-1-0`, created as the
+//!   StatefulSet's claim template would and, as with Kubegres, kept when
+//!   the cluster is deleted; the Pod waits while that PVC is being deleted;
 //! - no failover, backups CronJob or `base-kubegres-config` ConfigMap;
 //! - there is no garbage collector, so it deletes the Pod and Services of a
 //!   deleted Kubegres itself (they carry owner references all the same).
@@ -25,8 +26,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, Pod,
-    PodSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
@@ -165,6 +167,20 @@ async fn reconcile(client: &kube::Client, cluster: &DynamicObject) -> Result<(),
         ignore_not_found(services.delete(&replica_name, &DeleteParams::default()).await)?;
     }
 
+    // The StatefulSet's claim: created when missing, and a Pod only once it
+    // is not being deleted (a recreated cluster must not start on it).
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+    let claim_name = data_volume(&name);
+    match claims.get_opt(&claim_name).await? {
+        Some(claim) if claim.metadata.deletion_timestamp.is_some() => return Ok(()),
+        Some(_) => {}
+        None => match claims.create(&PostParams::default(), &data_claim(&name, &namespace, &spec)).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Ok(_) => {}
+            Err(error) => return Err(error),
+        },
+    }
+
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pod_name = format!("{name}-1-0");
     let current = pods.get_opt(&pod_name).await?;
@@ -289,7 +305,10 @@ fn primary_pod(cluster: &str, namespace: &str, spec: &Value, owner: &OwnerRefere
             }],
             volumes: Some(vec![Volume {
                 name: "postgres-db".to_string(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: data_volume(cluster),
+                    read_only: None,
+                }),
                 ..Default::default()
             }]),
             automount_service_account_token: Some(false),
@@ -298,6 +317,24 @@ fn primary_pod(cluster: &str, namespace: &str, spec: &Value, owner: &OwnerRefere
         }),
         status: None,
     }
+}
+
+/// The data volume of a cluster's first instance, as Kubegres's StatefulSet
+/// `<name>-1` claims it.
+pub fn data_volume(cluster: &str) -> String {
+    format!("postgres-db-{cluster}-1-0")
+}
+
+fn data_claim(cluster: &str, namespace: &str, spec: &Value) -> PersistentVolumeClaim {
+    let size = spec.pointer("/database/size").and_then(Value::as_str).unwrap_or("1Gi");
+    let mut labels = labels(cluster, "primary");
+    labels.remove("replicationRole");
+    labels.insert("index".to_string(), "1".to_string());
+    serde_json::from_value(json!({
+        "metadata": {"name": data_volume(cluster), "namespace": namespace, "labels": labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }))
+    .expect("a valid PersistentVolumeClaim")
 }
 
 fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {

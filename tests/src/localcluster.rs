@@ -7,13 +7,15 @@
 //!   when it exits as its Deployment would be ([`operator`]);
 //! - the process kubelet ([`crate::kubelet`], SIMULATED: Pods run as local
 //!   processes), as `system:node:<node>`, scheduling as `system:kube-scheduler`;
-//! - the simulated Kubegres controller ([`crate::kubegres_sim`]).
+//! - the simulated Kubegres controller ([`crate::kubegres_sim`]);
+//! - the simulated pvc-protection controller and volume reclaim ([`storage`]).
 //!
 //! `DIR/kubeconfig` (the admin's) is written last, once everything is up.
 //! PVCs are the folders `DIR/volumes/<namespace>/<claim>`.
 
 mod operator;
 mod process;
+pub mod storage;
 pub mod world;
 
 use std::net::Ipv4Addr;
@@ -107,6 +109,7 @@ pub struct LocalCluster {
     // kubelet's processes, the control plane last.
     operator: OperatorSupervisor,
     sim: Option<KubegresSim>,
+    storage: Option<storage::Storage>,
     kubelet: Option<Kubelet>,
     control_plane: ControlPlane,
     dir: PathBuf,
@@ -163,6 +166,7 @@ impl LocalCluster {
         )
         .await?;
         let sim = KubegresSim::start(admin.clone());
+        let storage = storage::Storage::start(admin.clone(), dir.join("volumes"));
 
         let token = crate::deploy::operator_token(&control_plane).await;
         let operator_kubeconfig = dir.join("operator").join(KUBECONFIG);
@@ -172,7 +176,15 @@ impl LocalCluster {
             .map_err(LocalClusterError::Operator)?;
 
         control_plane.write_kubeconfig(dir.join(KUBECONFIG)).map_err(|source| io("write the kubeconfig", source))?;
-        Ok(LocalCluster { operator, sim: Some(sim), kubelet: Some(kubelet), control_plane, dir, pod_cidr })
+        Ok(LocalCluster {
+            operator,
+            sim: Some(sim),
+            storage: Some(storage),
+            kubelet: Some(kubelet),
+            control_plane,
+            dir,
+            pod_cidr,
+        })
     }
 
     /// The admin kubeconfig (`DIR/kubeconfig`).
@@ -224,6 +236,9 @@ Stop it with Ctrl-C or SIGTERM.",
         self.operator.stop().await;
         if let Some(sim) = self.sim.take() {
             sim.stop();
+        }
+        if let Some(storage) = self.storage.take() {
+            storage.stop();
         }
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;

@@ -4,9 +4,9 @@
 //! left alone); deletes treat "not found" as done. Every call is
 //! idempotent, so a reconcile cut short is simply run again.
 
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use proto::crd::{KIND, OPERATOR_FIELD_MANAGER};
 use proto::{KubegresRestore, KubegresRestoreStatus};
@@ -113,6 +113,22 @@ async fn perform(
         }
         Action::DeleteKubegres { name: cluster } => {
             delete(&kubegres, cluster).await.during(|| format!("delete Kubegres {namespace}/{cluster}"))
+        }
+        Action::DeleteClusterVolumes { name: cluster } => {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+            let listed = claims
+                .list_metadata(&ListParams::default().labels(&format!("{}={cluster}", kubegres::APP_LABEL)))
+                .await
+                .during(|| format!("list the volumes of Kubegres {namespace}/{cluster}"))?;
+            for claim in listed.items.iter().filter(|claim| kubegres::is_data_volume(cluster, &claim.name_any())) {
+                if claim.metadata.deletion_timestamp.is_none() {
+                    let name = claim.name_any();
+                    delete(&claims, &name)
+                        .await
+                        .during(|| format!("delete the volume {namespace}/{name} of Kubegres {cluster}"))?;
+                }
+            }
+            Ok(())
         }
         Action::ScaleKubegresToDesired { name: cluster, replicas, resources } => {
             // A merge patch, not an apply: the cluster is the user's from now

@@ -25,9 +25,17 @@ pub enum Action {
         object: serde_json::Value,
     },
     /// Delete the target Kubegres resource so that the next attempt gets a
-    /// fresh one (its PersistentVolumeClaims go with it, as Kubegres owns
-    /// them). Only ever asked for a cluster this restore manages.
+    /// fresh one. Only ever asked for a cluster this restore manages.
     DeleteKubegres {
+        /// The cluster's name.
+        name: String,
+    },
+    /// Delete the data volumes of a Kubegres cluster this restore created
+    /// (`postgres-db-<cluster>-<index>-0`, labelled `app=<cluster>`): Kubegres
+    /// keeps them when the cluster is deleted (StatefulSet PVCs are
+    /// retained), and a cluster recreated under the same name would start
+    /// on the half-restored data of the previous attempt.
+    DeleteClusterVolumes {
         /// The cluster's name.
         name: String,
     },

@@ -62,6 +62,7 @@ impl<'a> Draft<'a> {
             };
             if let Some(cluster) = unfinished_cluster.filter(|_| !observed.target.deleted) {
                 self.actions.push(Action::DeleteKubegres { name: cluster.to_string() });
+                self.actions.push(Action::DeleteClusterVolumes { name: cluster.to_string() });
             }
             if leftovers || unfinished_cluster.is_some() {
                 if leftovers {
@@ -418,6 +419,7 @@ impl<'a> Draft<'a> {
                 if let Some(cluster) = cluster {
                     // A fresh target for the next attempt.
                     self.actions.push(Action::DeleteKubegres { name: cluster.to_string() });
+                    self.actions.push(Action::DeleteClusterVolumes { name: cluster.to_string() });
                     self.condition(
                         CONDITION_TARGET_READY,
                         false,
@@ -438,6 +440,8 @@ impl<'a> Draft<'a> {
         for pod in observed.pods.iter().filter(|pod| !pod.deleting) {
             self.actions.push(Action::DeletePod { name: pod.name.clone() });
         }
+        // Its volumes outlive it and hold the half-restored data.
+        self.actions.push(Action::DeleteClusterVolumes { name: cluster.to_string() });
         let message = format!("the Kubegres cluster {cluster} was deleted mid-restore; a fresh one will be created");
         self.condition(CONDITION_TARGET_READY, false, "TargetDeleted", &message);
         self.event(EventType::Warning, "TargetDeleted", &message);

@@ -169,13 +169,27 @@ async fn a_restore_deleted_mid_restore_leaves_nothing_behind() {
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
         let pods_left = pods.list(&Default::default()).await.expect("list Pods").items;
         let processes = processes_of(&tracker.uids());
-        if restore_gone && cluster_gone && leftovers.is_empty() && pods_left.is_empty() && processes.is_empty() {
+        // The cluster's data volume goes too (Kubegres would keep it); the user's backups stay.
+        let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+        let claims_left: Vec<String> =
+            claims.list(&Default::default()).await.expect("list PVCs").items.iter().map(|c| c.name_any()).collect();
+        let data_folder = cluster().dir().join("volumes").join(&ns).join("postgres-db-restored-1-0");
+        if restore_gone
+            && cluster_gone
+            && leftovers.is_empty()
+            && pods_left.is_empty()
+            && processes.is_empty()
+            && claims_left == ["backups"]
+            && !data_folder.exists()
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "left behind: restore {restore_gone}, cluster {cluster_gone}, {leftovers:?}, Pods {:?}, processes {processes:?}",
-            names(&pods_left)
+            "left behind: restore {restore_gone}, cluster {cluster_gone}, {leftovers:?}, Pods {:?}, processes \
+             {processes:?}, PVCs {claims_left:?}, data folder {}",
+            names(&pods_left),
+            data_folder.exists()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

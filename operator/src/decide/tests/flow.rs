@@ -176,7 +176,7 @@ fn a_retryable_failure_waits_the_backoff_then_retries_into_a_fresh_cluster() {
     let o = apply(&o, &d);
     let mut o = Observed { now: at(60 + i64::try_from(wait.as_secs()).unwrap() + 1), ..o };
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteClusterVolumes"]);
     assert_eq!(events(&d), ["AttemptFailed", "CreatingTarget"]);
     assert_eq!(d.status.attempts, Some(2));
     assert_eq!(d.status.phase(), Phase::CreatingTarget);
@@ -364,7 +364,7 @@ fn a_retry_after_a_spec_change_ends_the_restore_instead_of_running_the_new_spec(
     // The failed Pod and the cluster go; the next attempt would need a new
     // cluster built from the changed spec.
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteClusterVolumes"]);
     let d = decide(&o);
     assert_eq!(d.status.phase(), Phase::Failed);
     let failure = d.status.failure.as_ref().unwrap();
@@ -388,7 +388,7 @@ fn a_target_deleted_mid_restore_is_reported_and_recreated_after_a_backoff() {
     let mut o = running();
     o.target = TargetCluster::default();
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeletePod"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteClusterVolumes"]);
     assert_eq!(events(&d), ["TargetDeleted", "CreatingTarget"]);
     assert_eq!(d.status.phase(), Phase::CreatingTarget);
     assert_eq!(condition(&d, CONDITION_TARGET_READY), ("False", "TargetDeleted"));
@@ -425,7 +425,7 @@ fn a_deleted_restore_removes_its_children_then_its_finalizer() {
     // The half-restored cluster it created goes too.
     assert!(o.target.managed_by_us);
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["DeleteKubegres", "DeleteChildren"]);
+    assert_eq!(kinds(&d), ["DeleteKubegres", "DeleteClusterVolumes", "DeleteChildren"]);
     assert!(!d.status_changed);
     let (d, o) = step(&o);
     assert_eq!(kinds(&d), ["RemoveFinalizer"]);

@@ -88,6 +88,7 @@ pub(super) fn apply(observed: &Observed, decision: &Decision) -> Observed {
                 }
             }
             Action::DeleteKubegres { .. } => next.target = TargetCluster::default(),
+            Action::DeleteClusterVolumes { .. } => {}
             Action::ScaleKubegresToDesired { .. } => {}
             Action::RemoveManagedLabel { .. } => next.target.managed_by_us = false,
             Action::CreateServiceAccount(_) => next.children.service_account = true,
@@ -154,6 +155,7 @@ pub(super) fn kinds(decision: &Decision) -> Vec<&'static str> {
                 Action::RemoveFinalizer => "RemoveFinalizer",
                 Action::CreateKubegres { .. } => "CreateKubegres",
                 Action::DeleteKubegres { .. } => "DeleteKubegres",
+                Action::DeleteClusterVolumes { .. } => "DeleteClusterVolumes",
                 Action::ScaleKubegresToDesired { .. } => "ScaleKubegresToDesired",
                 Action::RemoveManagedLabel { .. } => "RemoveManagedLabel",
                 Action::CreateServiceAccount(_) => "CreateServiceAccount",
