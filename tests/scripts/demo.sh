@@ -4,8 +4,8 @@
 # restored by restore-agent into a brand-new PostgreSQL, with live progress,
 # then checked row by row against the source.
 #
-# (The Kubernetes half of the demo - the operator, a KubegresRestore and a
-# local cluster - arrives with the operator and end-to-end work.)
+# `make demo-agent` runs this; `make demo` is the whole system on the local
+# cluster (tests/src/bin/demo.rs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

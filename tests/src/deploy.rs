@@ -25,8 +25,8 @@ use std::time::Duration;
 
 pub use bundle::{Kustomization, bundle, bundle_documents, read_documents, resource_documents, try_bundle};
 pub use install::{
-    KUBEGRES_CRD_NAME, allowed, apply, install_kubegres_crd, install_operator_rbac, install_restore_crd,
-    operator_client, operator_token, wait_for_crd,
+    KUBEGRES_CRD_NAME, allowed, apply, create_namespace, install_kubegres_crd, install_operator_rbac,
+    install_restore_crd, operator_client, operator_token, wait_for_crd,
 };
 
 /// The operator's namespace (deploy/namespace.yaml).

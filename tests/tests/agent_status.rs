@@ -12,7 +12,7 @@ use harness::dumps::{DumpKind, Dumps};
 use harness::fixtures::load_small;
 use harness::pg::PgCluster;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -107,10 +107,7 @@ async fn the_agent_reports_into_its_own_restore_status_and_no_other() {
     let cp = ControlPlane::start().await;
     harness::deploy::install_restore_crd(&cp.client()).await;
     let admin = cp.client();
-    Api::<Namespace>::all(admin.clone())
-        .create(&PostParams::default(), &object(json!({"metadata": {"name": NS}})))
-        .await
-        .unwrap();
+    harness::deploy::create_namespace(&admin, NS).await;
     let api = restores(admin.clone());
     for name in ["good", "corrupt", "other"] {
         api.create(&PostParams::default(), &restore_object(name)).await.unwrap();

@@ -62,11 +62,7 @@ async fn admin() -> kube::Client {
 
 /// Creates the test's own namespace.
 async fn namespace(client: &kube::Client, name: &str) -> String {
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap_or_else(|error| panic!("cannot create namespace {name}: {error}"));
+    harness::deploy::create_namespace(client, name).await;
     name.to_string()
 }
 

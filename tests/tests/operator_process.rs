@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use proto::KubegresRestore;
 use serde_json::json;
@@ -99,8 +99,7 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     let admin = cp.client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.unwrap();
     harness::deploy::install_operator_rbac(&admin).await;
     harness::deploy::install_kubegres_crd(&admin).await;
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": "op-process"}})).unwrap();
-    Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+    harness::deploy::create_namespace(&admin, "op-process").await;
     // Make sure the bindings took effect before the processes start.
     drop(harness::deploy::operator_client(&cp).await);
     let dir = tempfile::tempdir().unwrap();

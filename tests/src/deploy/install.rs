@@ -121,6 +121,18 @@ pub async fn install_kubegres_crd(admin: &kube::Client) {
     }
 }
 
+/// Creates (or keeps) a namespace, e.g. a test's own.
+///
+/// # Panics
+/// When the apiserver refuses it.
+pub async fn create_namespace(client: &kube::Client, name: &str) {
+    let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if let Err(error) = api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace)).await {
+        panic!("cannot create the namespace {name}: {error}");
+    }
+}
+
 /// Applies the generated KubegresRestore CRD (deploy/crds/kubegres-restore.yaml)
 /// alone, without the operator's RBAC, and waits until it is Established
 /// and served. Idempotent.

@@ -115,22 +115,28 @@ async fn volume_dir(
     if let Some(secret) = &volume.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
         let mode = secret.default_mode.map_or(DEFAULT_MODE, |m| m as u32);
-        match secret_data(shared, namespace, &name).await? {
-            Some(data) => files.extend(key_files(&data, secret.items.as_deref(), mode, secret.optional, || {
-                "references non-existent secret key".to_string()
-            })?),
-            None if secret.optional == Some(true) => {}
-            None => return Err(mount_failed(volume, format!("secret \"{name}\" not found"))),
-        }
+        let data = secret_data(shared, namespace, &name).await?;
+        files.extend(source_files(
+            volume,
+            Source::Secret,
+            &name,
+            data,
+            secret.items.as_deref(),
+            mode,
+            secret.optional,
+        )?);
     } else if let Some(map) = &volume.config_map {
         let mode = map.default_mode.map_or(DEFAULT_MODE, |m| m as u32);
-        match config_map_data(shared, namespace, &map.name).await? {
-            Some(data) => files.extend(key_files(&data, map.items.as_deref(), mode, map.optional, || {
-                "configmap references non-existent config key".to_string()
-            })?),
-            None if map.optional == Some(true) => {}
-            None => return Err(mount_failed(volume, format!("configmap \"{}\" not found", map.name))),
-        }
+        let data = config_map_data(shared, namespace, &map.name).await?;
+        files.extend(source_files(
+            volume,
+            Source::ConfigMap,
+            &map.name,
+            data,
+            map.items.as_deref(),
+            mode,
+            map.optional,
+        )?);
     } else if let Some(downward) = &volume.downward_api {
         let mode = downward.default_mode.map_or(DEFAULT_MODE, |m| m as u32);
         files.extend(downward_files(pod, pod_ip, downward.items.as_deref().unwrap_or_default(), mode)?);
@@ -138,23 +144,13 @@ async fn volume_dir(
         let mode = projected.default_mode.map_or(DEFAULT_MODE, |m| m as u32);
         for source in projected.sources.iter().flatten() {
             if let Some(secret) = &source.secret {
-                match secret_data(shared, namespace, &secret.name).await? {
-                    Some(data) => {
-                        files.extend(key_files(&data, secret.items.as_deref(), mode, secret.optional, || {
-                            "references non-existent secret key".to_string()
-                        })?)
-                    }
-                    None if secret.optional == Some(true) => {}
-                    None => return Err(mount_failed(volume, format!("secret \"{}\" not found", secret.name))),
-                }
+                let data = secret_data(shared, namespace, &secret.name).await?;
+                let items = secret.items.as_deref();
+                files.extend(source_files(volume, Source::Secret, &secret.name, data, items, mode, secret.optional)?);
             } else if let Some(map) = &source.config_map {
-                match config_map_data(shared, namespace, &map.name).await? {
-                    Some(data) => files.extend(key_files(&data, map.items.as_deref(), mode, map.optional, || {
-                        "configmap references non-existent config key".to_string()
-                    })?),
-                    None if map.optional == Some(true) => {}
-                    None => return Err(mount_failed(volume, format!("configmap \"{}\" not found", map.name))),
-                }
+                let data = config_map_data(shared, namespace, &map.name).await?;
+                let items = map.items.as_deref();
+                files.extend(source_files(volume, Source::ConfigMap, &map.name, data, items, mode, map.optional)?);
             } else if let Some(token) = &source.service_account_token {
                 let audiences = token.audience.clone().into_iter().collect();
                 let expiration = token.expiration_seconds.unwrap_or(TOKEN_EXPIRATION_SECONDS);
@@ -185,13 +181,42 @@ fn mount_failed(volume: &Volume, message: String) -> Blocked {
     Blocked::config(format!("MountVolume.SetUp failed for volume {:?} : {message}", volume.name))
 }
 
+/// What a volume's files come from.
+#[derive(Clone, Copy)]
+enum Source {
+    Secret,
+    ConfigMap,
+}
+
+/// The files of a Secret or ConfigMap (a volume or a projected source),
+/// with kubelet's messages when it or a key is missing and not optional.
+fn source_files(
+    volume: &Volume,
+    source: Source,
+    name: &str,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    items: Option<&[KeyToPath]>,
+    mode: u32,
+    optional: Option<bool>,
+) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, Blocked> {
+    let (kind, missing_key) = match source {
+        Source::Secret => ("secret", "references non-existent secret key"),
+        Source::ConfigMap => ("configmap", "configmap references non-existent config key"),
+    };
+    match data {
+        Some(data) => key_files(&data, items, mode, optional, missing_key),
+        None if optional == Some(true) => Ok(Vec::new()),
+        None => Err(mount_failed(volume, format!("{kind} \"{name}\" not found"))),
+    }
+}
+
 /// The files of a Secret or ConfigMap volume: every key, or the `items`.
 fn key_files(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&[KeyToPath]>,
     mode: u32,
     optional: Option<bool>,
-    missing: impl Fn() -> String,
+    missing: &str,
 ) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, Blocked> {
     let Some(items) = items.filter(|items| !items.is_empty()) else {
         return Ok(data.iter().map(|(k, v)| (PathBuf::from(k), v.clone(), mode)).collect());
@@ -201,7 +226,7 @@ fn key_files(
         match data.get(&item.key) {
             Some(value) => files.push((PathBuf::from(&item.path), value.clone(), item.mode.map_or(mode, |m| m as u32))),
             None if optional == Some(true) => {}
-            None => return Err(Blocked::config(format!("{}: {}", missing(), item.key))),
+            None => return Err(Blocked::config(format!("{missing}: {}", item.key))),
         }
     }
     Ok(files)

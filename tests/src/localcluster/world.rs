@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
@@ -20,14 +20,7 @@ pub const FIELD_MANAGER: &str = "kubegres-restore-e2e";
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Creates (or keeps) a namespace.
-pub async fn create_namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace))
-        .await
-        .unwrap_or_else(|e| panic!("cannot create the namespace {name}: {e}"));
-}
+pub use crate::deploy::create_namespace;
 
 /// Creates an Opaque Secret with these string values.
 pub async fn create_secret(client: &kube::Client, namespace: &str, name: &str, values: &[(&str, &str)]) {
@@ -206,43 +199,32 @@ pub fn finished(restore: &KubegresRestore) -> bool {
 /// every Pod that is not a (simulated) Kubegres Pod, and every
 /// ServiceAccount, Role and RoleBinding (nothing else creates them there).
 pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let all = ListParams::default();
-    for pod in pods.list(&all).await.map(|l| l.items).unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}")) {
-        if !pod.labels().contains_key(crate::kubegres_sim::SIMULATED_BY_LABEL) {
-            found.push(format!("Pod {}", pod.name_any()));
-        }
+    let mut found: Vec<String> = names::<Pod>(client, namespace)
+        .await
+        .into_iter()
+        .filter(|(_, labels)| !labels.contains_key(crate::kubegres_sim::SIMULATED_BY_LABEL))
+        .map(|(name, _)| format!("Pod {name}"))
+        .collect();
+    for (kind, listed) in [
+        ("ServiceAccount", names::<ServiceAccount>(client, namespace).await),
+        ("Role", names::<Role>(client, namespace).await),
+        ("RoleBinding", names::<RoleBinding>(client, namespace).await),
+    ] {
+        found.extend(listed.into_iter().map(|(name, _)| format!("{kind} {name}")));
     }
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    found.extend(
-        accounts
-            .list(&all)
-            .await
-            .map(|l| l.items)
-            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
-            .iter()
-            .map(|a| format!("ServiceAccount {}", a.name_any())),
-    );
-    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
-    found.extend(
-        roles
-            .list(&all)
-            .await
-            .map(|l| l.items)
-            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
-            .iter()
-            .map(|r| format!("Role {}", r.name_any())),
-    );
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    found.extend(
-        bindings
-            .list(&all)
-            .await
-            .map(|l| l.items)
-            .unwrap_or_else(|e| panic!("cannot list in {namespace}: {e}"))
-            .iter()
-            .map(|b| format!("RoleBinding {}", b.name_any())),
-    );
     found
+}
+
+/// The names and labels of every object of a kind in a namespace.
+async fn names<K>(client: &kube::Client, namespace: &str) -> Vec<(String, BTreeMap<String, String>)>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let listed = api
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot list the {} in {namespace}: {e}", K::plural(&())));
+    listed.items.into_iter().map(|object| (object.name_any(), object.labels().clone())).collect()
 }

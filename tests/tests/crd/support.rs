@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject};
 use proto::crd::KubegresRestore;
 use serde_json::{Value, json};
 
@@ -67,11 +66,7 @@ pub async fn admin() -> kube::Client {
 
 /// Creates the test's own namespace.
 pub async fn namespace(client: &kube::Client, name: &str) -> String {
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap_or_else(|error| panic!("cannot create namespace {name}: {error}"));
+    harness::deploy::create_namespace(client, name).await;
     name.to_string()
 }
 

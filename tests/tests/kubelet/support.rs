@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use harness::kubelet::{ImageMap, Kubelet, KubeletConfig, Program, pod_init_bin};
-use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -61,9 +61,7 @@ impl World {
         static NEXT: AtomicU8 = AtomicU8::new(0);
         let cp = control_plane();
         let admin = cp.client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.expect("an admin client");
-        let namespaces: Api<Namespace> = Api::all(admin.clone());
-        let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
-        namespaces.create(&PostParams::default(), &namespace).await.expect("create the namespace");
+        harness::deploy::create_namespace(&admin, name).await;
 
         let node = format!("node-{name}");
         let dir = tempfile::Builder::new().prefix("kubelet-test-").tempdir().expect("a temporary directory");

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use operator::controller::{self, Config};
@@ -107,11 +107,7 @@ impl World {
     /// A fresh namespace and an operator watching it.
     pub async fn new(ns: &str) -> World {
         let admin = admin().await;
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        Api::<Namespace>::all(admin.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap_or_else(|error| panic!("cannot create namespace {ns}: {error}"));
+        harness::deploy::create_namespace(&admin, ns).await;
         let operator = Operator::start(ns).await;
         World { admin, ns: ns.to_string(), operator }
     }
