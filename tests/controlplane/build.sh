@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from their published Go modules (through the
-# Go module proxy) into a cache outside the checkout, and prints their paths.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and etcd from
+# their published Go modules (through the Go module proxy) into a cache outside
+# the checkout, and prints their paths.
 #
-#   ${KUBEGRES_RESTORE_CACHE:-$HOME/.cache/kubegres-restore}/controlplane/<KUBE_VERSION>/bin/{kube-apiserver,etcd}
+#   ${KUBEGRES_RESTORE_CACHE:-$HOME/.cache/kubegres-restore}/controlplane/<KUBE_VERSION>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,etcd}
 #
-# Idempotent: when both binaries exist it only prints the paths. A cold build
+# Idempotent: when every binary exists it only prints the paths. A cold build
 # takes a long time on a small machine (see README.md next to this script).
 # The Go module and build caches live in the same cache directory, so an
 # interrupted build resumes quickly.
@@ -21,12 +22,21 @@ ROOT="${KUBEGRES_RESTORE_CACHE:-$HOME/.cache/kubegres-restore}/controlplane"
 OUT="$ROOT/$KUBE_VERSION"
 BIN="$OUT/bin"
 
+# The Kubernetes commands built from k8s.io/kubernetes, all at KUBE_VERSION.
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler)
+
 print_paths() {
-    echo "$BIN/kube-apiserver"
+    local c
+    for c in "${KUBE_COMMANDS[@]}"; do echo "$BIN/$c"; done
     echo "$BIN/etcd"
 }
 
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ]; then
+all_built() {
+    local c
+    for c in "${KUBE_COMMANDS[@]}" etcd; do [ -x "$BIN/$c" ] || return 1; done
+}
+
+if all_built; then
     print_paths
     exit 0
 fi
@@ -42,7 +52,7 @@ cd "$OUT/src"
 # Two test processes may ask for the build at once: one builds, the other waits.
 exec 9>"$ROOT/.build.lock"
 flock 9
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ]; then
+if all_built; then
     print_paths
     exit 0
 fi
@@ -85,8 +95,8 @@ render() {
     ' "$template" >"$dest"
 }
 
-# --- kube-apiserver -----------------------------------------------------------
-build_kube_apiserver() {
+# --- kube-apiserver, kube-controller-manager, kube-scheduler ------------------
+build_kubernetes() {
     log "downloading k8s.io/kubernetes@$KUBE_VERSION"
     local kdir
     kdir=$(mod_dir "k8s.io/kubernetes@$KUBE_VERSION")
@@ -117,8 +127,10 @@ build_kube_apiserver() {
     render "$here/kube-apiserver.go.mod.tmpl" "$src/go.mod" "$kdir/go.mod" "$replaces"
     rm -f "$src/go.sum"
 
-    log "resolving kube-apiserver's dependencies"
-    (cd "$src" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION")
+    log "resolving the dependencies of ${KUBE_COMMANDS[*]}"
+    local c pkgs=()
+    for c in "${KUBE_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c@$KUBE_VERSION"); done
+    (cd "$src" && go get "${pkgs[@]}")
 
     # The same version variables hack/lib/version.sh sets; the build date is
     # the tag's date on the proxy, so the build is reproducible.
@@ -134,9 +146,12 @@ build_kube_apiserver() {
             "-X" "$pkg.buildDate=${tagtime:-1970-01-01T00:00:00Z}")
     done
 
-    log "building kube-apiserver $KUBE_VERSION (this is the long part)"
-    (cd "$src" && go build -p 2 -ldflags "${ldflags[*]}" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-    mv -f "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+    for c in "${KUBE_COMMANDS[@]}"; do
+        [ -x "$BIN/$c" ] && continue
+        log "building $c $KUBE_VERSION (the first one is the long part; the others share its build cache)"
+        (cd "$src" && go build -p 2 -ldflags "${ldflags[*]}" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c")
+        mv -f "$BIN/$c.tmp" "$BIN/$c"
+    done
 }
 
 # --- etcd ---------------------------------------------------------------------
@@ -168,9 +183,8 @@ build_etcd() {
 }
 
 [ -x "$BIN/etcd" ] || build_etcd
-[ -x "$BIN/kube-apiserver" ] || build_kube_apiserver
+all_built || build_kubernetes
 
 log "built in $(( $(date +%s) - started ))s"
-"$BIN/kube-apiserver" --version >&2
-"$BIN/etcd" --version >&2
+for c in "${KUBE_COMMANDS[@]}" etcd; do "$BIN/$c" --version >&2; done
 print_paths
