@@ -308,10 +308,13 @@ mod tests {
 
     #[test]
     fn the_crd_knobs_are_the_agent_values() {
-        use proto::crd::{Compression, DumpFormat, Engine, OnError as CrdOnError};
-        assert_same_values::<DumpFormat, FormatChoice>(|c| c.as_arg());
-        assert_same_values::<Compression, CompressionChoice>(|c| c.as_arg());
-        assert_same_values::<Engine, EngineChoice>(|c| c.as_arg());
+        use proto::crd::{
+            CompressionChoice as CrdCompression, EngineChoice as CrdEngine, FormatChoice as CrdFormat,
+            OnError as CrdOnError,
+        };
+        assert_same_values::<CrdFormat, FormatChoice>(|c| c.as_arg());
+        assert_same_values::<CrdCompression, CompressionChoice>(|c| c.as_arg());
+        assert_same_values::<CrdEngine, EngineChoice>(|c| c.as_arg());
         assert_same_values::<CrdOnError, OnError>(|c| c.as_arg());
     }
 }

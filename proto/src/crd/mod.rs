@@ -26,7 +26,9 @@ pub use source::{
     CaSecret, ClusterSource, DataSource, FileSource, HeadersSecret, HttpSource, S3CredentialsSecret, S3Source,
     Snapshot, SourceKind, public_url,
 };
-pub use spec::{AgentSpec, Compression, DumpFormat, Engine, KubegresRestore, KubegresRestoreSpec, OnError, PullPolicy};
+pub use spec::{
+    AgentSpec, CompressionChoice, EngineChoice, FormatChoice, KubegresRestore, KubegresRestoreSpec, OnError, PullPolicy,
+};
 pub use status::{
     CONDITION_FAILED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SPEC_CHANGED, CONDITION_TARGET_READY,
     KubegresRestoreStatus, find_condition, set_condition,
