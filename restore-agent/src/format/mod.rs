@@ -78,36 +78,22 @@ pub enum FormatError {
 /// pg_dumpall script (and keeps pg_dumpall: such a script `\connect`s), and
 /// any text that detection does not recognise as SQL (the user knows better).
 pub fn resolve(choice: FormatChoice, head: &[u8]) -> Result<Format, FormatError> {
-    let detected = detect(head);
-    let expected = match choice {
-        FormatChoice::Auto => return detected,
-        FormatChoice::Plain => {
-            return match detected {
-                Ok(f) if f.is_script() => Ok(f),
-                Ok(other) => Err(contradiction(choice, other)),
-                Err(FormatError::Empty) => Err(FormatError::Empty),
-                Err(_) if script::looks_like_text(head) => Ok(Format::Plain),
-                Err(e) => Err(forced_mismatch(choice, e)),
-            };
-        }
-        FormatChoice::Directory => {
-            return match detected {
-                Err(FormatError::Empty) => Err(FormatError::Empty),
-                Ok(other) => Err(FormatError::NotADump(format!(
-                    "--format directory needs a directory that holds toc.dat, but the source is a single stream that holds a {} dump",
-                    other.name()
-                ))),
-                Err(e) => Err(forced_mismatch(choice, e)),
-            };
-        }
-        FormatChoice::Custom => Format::Custom,
-        FormatChoice::Tar => Format::Tar,
+    let found = match (choice, detect(head)) {
+        (FormatChoice::Auto, detected) => return detected,
+        (_, Err(FormatError::Empty)) => return Err(FormatError::Empty),
+        (FormatChoice::Plain, Err(_)) if script::looks_like_text(head) => return Ok(Format::Plain),
+        (_, Err(e)) => return Err(forced_mismatch(choice, e)),
+        (_, Ok(found)) => found,
     };
-    match detected {
-        Ok(f) if f == expected => Ok(f),
-        Ok(other) => Err(contradiction(choice, other)),
-        Err(FormatError::Empty) => Err(FormatError::Empty),
-        Err(e) => Err(forced_mismatch(choice, e)),
+    match choice {
+        FormatChoice::Plain if found.is_script() => Ok(found),
+        FormatChoice::Custom if found == Format::Custom => Ok(found),
+        FormatChoice::Tar if found == Format::Tar => Ok(found),
+        FormatChoice::Directory => Err(FormatError::NotADump(format!(
+            "--format directory needs a directory that holds toc.dat, but the source is a single stream that holds a {} dump",
+            found.name()
+        ))),
+        _ => Err(contradiction(choice, found)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::plan::{EmptyCheck, NewDatabase, Plan};
 use crate::archive;
-use crate::dump::{DumpDirectory, DumpError, DumpStream};
+use crate::dump::{DumpError, Opened};
 use crate::engine::native::{self, NativeOptions};
 use crate::engine::pg_tools::{self, PgToolsOptions, PgToolsReport};
 use crate::engine::{Engine, EngineError};
@@ -18,15 +18,9 @@ use crate::progress::{Summary, Tracker};
 /// How many failed statements `--on-error continue` reports in detail.
 const KEEP_FAILURES: usize = 5;
 
-/// The opened dump the plan was made for.
-pub(super) enum Input {
-    Stream(DumpStream),
-    Directory(DumpDirectory),
-}
-
 /// Runs the plan. A database the plan created is left when a later step
 /// fails (a log line says so): the next attempt drops and recreates it.
-pub(super) async fn execute(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<Summary, Error> {
+pub(super) async fn execute(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -> Result<Summary, Error> {
     tracing::info!(
         compression = plan.compression.name(),
         format = plan.format.name(),
@@ -36,7 +30,7 @@ pub(super) async fn execute(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -
         "restoring"
     );
     if plan.check_pg_restore
-        && let Input::Stream(stream) = &input
+        && let Opened::Stream(stream) = &dump
     {
         check_pg_restore(plan.format, &stream.head)?;
     }
@@ -47,7 +41,7 @@ pub(super) async fn execute(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -
         }
         None => None,
     };
-    let result = apply(plan, input, tracker).await;
+    let result = apply(plan, dump, tracker).await;
     if let (Err(e), Some(new)) = (&result, created) {
         log_left_behind(&plan.target.dbname, new, e);
     }
@@ -67,7 +61,7 @@ fn check_pg_restore(format: Format, head: &[u8]) -> Result<(), Error> {
 }
 
 /// The emptiness check, then the engine.
-async fn apply(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<Summary, Error> {
+async fn apply(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -> Result<Summary, Error> {
     let client = plan.target.connect().await?;
     match plan.empty_check {
         EmptyCheck::Skip => {}
@@ -80,12 +74,12 @@ async fn apply(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<Summ
         engine: plan.engine.name().into(),
         ..Default::default()
     };
-    let digest = match &input {
-        Input::Stream(s) => Some(s.digest.clone()),
-        Input::Directory(_) => None,
+    let digest = match &dump {
+        Opened::Stream(s) => Some(s.digest.clone()),
+        Opened::Directory(_) => None,
     };
-    match (plan.engine, input) {
-        (Engine::Native, Input::Stream(stream)) => {
+    match (plan.engine, dump) {
+        (Engine::Native, Opened::Stream(stream)) => {
             let opts = NativeOptions {
                 on_error: plan.on_error,
                 single_transaction: plan.single_transaction,
@@ -100,12 +94,12 @@ async fn apply(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<Summ
             summary.warnings = report.tolerated;
             summary.databases = report.databases;
         }
-        (Engine::Native, Input::Directory(_)) => {
+        (Engine::Native, Opened::Directory(_)) => {
             return Err(Error::Internal("a directory-format dump was planned for the native engine".into()));
         }
-        (Engine::PgTools, input) => {
+        (Engine::PgTools, dump) => {
             drop(client);
-            let report = pg_tools(plan, input, tracker).await?;
+            let report = pg_tools(plan, dump, tracker).await?;
             summary.warnings = report.warnings;
             summary.databases = vec![plan.target.dbname.clone()];
             summary.rows = tracker.rows();
@@ -119,12 +113,12 @@ async fn apply(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<Summ
 }
 
 /// pg_restore or psql, on a blocking thread.
-async fn pg_tools(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<PgToolsReport, Error> {
+async fn pg_tools(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -> Result<PgToolsReport, Error> {
     let opts = PgToolsOptions { jobs: plan.jobs, on_error: plan.on_error, single_transaction: plan.single_transaction };
     let (tracker, target, sha256) = (tracker.clone(), plan.target.clone(), plan.sha256.clone());
     let run = move || -> Result<PgToolsReport, EngineError> {
-        match input {
-            Input::Stream(stream) => {
+        match dump {
+            Opened::Stream(stream) => {
                 let mut check = verifier(sha256, stream.digest.clone());
                 if stream.format.is_script() {
                     let cluster = stream.format == Format::PgDumpAll;
@@ -134,7 +128,7 @@ async fn pg_tools(plan: &Plan, input: Input, tracker: &Arc<Tracker>) -> Result<P
                 }
             }
             // The staging directory of a remote dump lives until pg_restore is done.
-            Input::Directory(dir) => pg_tools::restore_directory(&dir.path, &target, &opts, &tracker),
+            Opened::Directory(dir) => pg_tools::restore_directory(&dir.path, &target, &opts, &tracker),
         }
     };
     let report = tokio::task::spawn_blocking(run)

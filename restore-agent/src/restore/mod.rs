@@ -18,7 +18,6 @@ use crate::integrity::ByteCounter;
 use crate::postgres::TargetConfig;
 use crate::progress::{Outcome, ProgressSink, Reporter, Summary, Tracker};
 use crate::source::SourceLocation;
-use execute::Input;
 use plan::Detected;
 
 /// Runs a whole restore and reports its outcome to the sinks, failures
@@ -38,23 +37,23 @@ async fn run_tracked(args: &RestoreArgs, counter: Arc<ByteCounter>, tracker: Arc
     let source_options = args.source.options()?;
     plan::check_args(args, &target)?;
     let read = ReadOptions { compression: args.compression, format: args.format, hash: args.sha256.is_some() };
-    let (detected, input) = match dump::open(&location, &source_options, read, counter, tracker.clone()).await? {
+    let opened = dump::open(&location, &source_options, read, counter, tracker.clone()).await?;
+    let detected = match &opened {
         Opened::Stream(stream) => {
             tracing::info!(source = stream.display.as_str(), size = ?stream.size, "reading");
-            let detected = Detected::Stream {
+            Detected::Stream {
                 format: stream.format,
                 compression: stream.compression,
                 multi_database: format::is_multi_database(stream.format, &stream.head),
-            };
-            (detected, Input::Stream(stream))
+            }
         }
         Opened::Directory(dir) => {
             tracing::info!(source = dir.display.as_str(), "reading a directory-format dump");
-            (Detected::Directory, Input::Directory(dir))
+            Detected::Directory
         }
     };
     let plan = plan::plan(args, detected, target)?;
-    execute::execute(&plan, input, &tracker).await
+    execute::execute(&plan, opened, &tracker).await
 }
 
 fn outcome(result: &Result<Summary, Error>) -> Outcome {
