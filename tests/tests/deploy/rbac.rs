@@ -20,7 +20,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind,
 use proto::crd::{KubegresRestore, OPERATOR_FIELD_MANAGER};
 use serde_json::{Value, json};
 
-use super::{admin, api_error, control_plane, namespace};
+use crate::manifests::{admin, api_error, control_plane, namespace};
 
 const GROUP: &str = "kubegres.reactive-tech.io";
 

@@ -8,9 +8,6 @@
 //! namespace. Under CI=true, as everywhere, a cluster that cannot start
 //! fails the tests.
 
-#[path = "e2e/faults.rs"]
 mod faults;
-#[path = "e2e/sources.rs"]
 mod sources;
-#[path = "e2e/support.rs"]
 mod support;

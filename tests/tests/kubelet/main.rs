@@ -7,14 +7,10 @@
 //! - `volumes`: volumes, /etc/hosts, the private mount namespace, the token;
 //! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop.
 
-#[path = "kubelet/support.rs"]
 mod support;
 
-#[path = "kubelet/running.rs"]
 mod running;
 
-#[path = "kubelet/volumes.rs"]
 mod volumes;
 
-#[path = "kubelet/lifecycle.rs"]
 mod lifecycle;

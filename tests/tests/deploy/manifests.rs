@@ -3,9 +3,9 @@
 //! server-side dry run with strict field validation; the operator's Pod
 //! passes Pod Security `restricted`; the Deployment is hardened; and the
 //! operator's ServiceAccount may do exactly what the controller needs,
-//! checked verb by verb, rule by rule and by real calls (deploy/rbac.rs).
+//! checked verb by verb, rule by rule and by real calls (rbac.rs).
 //!
-//! The examples in deploy/examples are tested in tests/tests/crd.rs.
+//! The examples in deploy/examples are tested in crd.rs.
 //!
 //! The tests share one control plane (started on first use, with deploy/'s
 //! namespace, CRD and RBAC and the stand-in Kubegres CRD installed) and each
@@ -26,9 +26,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-#[path = "deploy/rbac.rs"]
-mod rbac;
-
 // ---------------------------------------------------------------------------
 // The shared control plane
 
@@ -38,7 +35,7 @@ static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 /// and RBAC and the stand-in Kubegres CRD installed. Started on a thread of
 /// its own so that any test's runtime can share it; each test makes its own
 /// clients.
-fn control_plane() -> &'static ControlPlane {
+pub fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(|| {
         std::thread::spawn(|| {
             let runtime =
@@ -56,18 +53,18 @@ fn control_plane() -> &'static ControlPlane {
 }
 
 /// A fresh admin client for the calling test's runtime.
-async fn admin() -> kube::Client {
+pub async fn admin() -> kube::Client {
     control_plane().client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.expect("an admin client")
 }
 
 /// Creates the test's own namespace.
-async fn namespace(client: &kube::Client, name: &str) -> String {
+pub async fn namespace(client: &kube::Client, name: &str) -> String {
     harness::deploy::create_namespace(client, name).await;
     name.to_string()
 }
 
 /// The HTTP status and the apiserver's message of a kube error.
-fn api_error(error: &kube::Error) -> (u16, String) {
+pub fn api_error(error: &kube::Error) -> (u16, String) {
     match error {
         kube::Error::Api(status) => (status.code, status.message.clone()),
         other => panic!("expected an answer from the apiserver, got {other}"),

@@ -15,10 +15,7 @@ use proto::Phase;
 use proto::crd::{CONDITION_FAILED, CONDITION_READY, CONDITION_SPEC_CHANGED, CONDITION_TARGET_READY};
 use serde_json::{Value, json};
 
-#[path = "operator/support.rs"]
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const PASSWORD_REF: &str = "pg-secret";
 

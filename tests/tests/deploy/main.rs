@@ -1,0 +1,11 @@
+//! deploy/ and the CRD on a real kube-apiserver.
+//!
+//! - `manifests`: install.yaml, the kustomization, server-side dry runs, Pod
+//!   Security and the hardened Deployment;
+//! - `rbac`: the operator's ServiceAccount may do exactly what it needs;
+//! - `crd`: the generated CRD, the examples, the CEL rules and the status
+//!   subresource.
+
+mod crd;
+mod manifests;
+mod rbac;
