@@ -131,7 +131,8 @@ pub fn kubegres_crd_path() -> PathBuf {
     crate::fixtures::fixtures_dir().join("kubegres-crd.yaml")
 }
 
-fn repo_root() -> &'static Path {
+/// The repository (the workspace root).
+pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".."))
 }
 

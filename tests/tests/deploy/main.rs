@@ -3,9 +3,11 @@
 //! - `manifests`: install.yaml, the kustomization, server-side dry runs, Pod
 //!   Security and the hardened Deployment;
 //! - `rbac`: the operator's ServiceAccount may do exactly what it needs;
+//! - `dockerfiles`: what Dockerfile.agent and Dockerfile.operator build;
 //! - `crd`: the generated CRD, the examples, the CEL rules and the status
 //!   subresource.
 
 mod crd;
+mod dockerfiles;
 mod manifests;
 mod rbac;
