@@ -19,6 +19,7 @@
 
 mod bundle;
 mod install;
+mod shared;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use install::{
     KUBEGRES_CRD_NAME, allowed, apply, create_namespace, install_kubegres_crd, install_operator_rbac,
     install_restore_crd, operator_client, operator_token, wait_for_crd,
 };
+pub use shared::{admin, control_plane};
 
 /// The operator's namespace (deploy/namespace.yaml).
 pub const NAMESPACE: &str = "kubegres-restore-system";

@@ -4,7 +4,8 @@
 //! control plane ([`controlplane`]), `deploy/` installed on it ([`deploy`]),
 //! and the local cluster ([`localcluster`]): the control plane with the
 //! operator, the process kubelet ([`kubelet`]) and a simulated Kubegres
-//! ([`kubegres_sim`]).
+//! ([`kubegres_sim`]); free ports ([`net`]) and waiting on a condition
+//! ([`wait`]).
 
 pub mod agent;
 pub mod compare;
@@ -16,5 +17,7 @@ pub mod http;
 pub mod kubegres_sim;
 pub mod kubelet;
 pub mod localcluster;
+pub mod net;
 pub mod pg;
 pub mod s3;
+pub mod wait;

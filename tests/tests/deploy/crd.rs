@@ -21,9 +21,8 @@ use proto::{AGENT_FIELD_MANAGER, RestoreProgress};
 use serde_json::{Value, json};
 
 mod specs;
-mod support;
 
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------
 // The CRD itself

@@ -11,3 +11,4 @@ mod crd;
 mod dockerfiles;
 mod manifests;
 mod rbac;
+mod support;
