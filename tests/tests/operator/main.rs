@@ -3,9 +3,11 @@
 //!
 //! - `controller`: the controller in-process, the tests playing kubelet and
 //!   Kubegres;
+//! - `pod_args`: the restore Pod's args parse with the agent's own CLI;
 //! - `process`: the operator binary: health, metrics, leader election and
 //!   SIGTERM.
 
 mod controller;
+mod pod_args;
 mod process;
 mod support;
