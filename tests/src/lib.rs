@@ -7,6 +7,9 @@
 //! ([`kubegres_sim`]); free ports ([`net`]) and waiting on a condition
 //! ([`wait`]).
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod agent;
 pub mod compare;
 pub mod controlplane;

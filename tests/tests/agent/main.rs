@@ -14,6 +14,9 @@
 //!
 //! Each module shares its own clusters between its tests.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_inputs;
 mod create_database;
 mod formats;

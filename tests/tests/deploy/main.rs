@@ -7,6 +7,9 @@
 //! - `crd`: the generated CRD, the examples, the CEL rules and the status
 //!   subresource.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod crd;
 mod dockerfiles;
 mod manifests;

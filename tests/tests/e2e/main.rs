@@ -8,6 +8,9 @@
 //! namespace. Under CI=true, as everywhere, a cluster that cannot start
 //! fails the tests.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod faults;
 mod sources;
 mod support;

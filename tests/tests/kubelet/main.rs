@@ -7,6 +7,9 @@
 //! - `volumes`: volumes, /etc/hosts, the private mount namespace, the token;
 //! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod running;

@@ -7,6 +7,9 @@
 //! - `process`: the operator binary: health, metrics, leader election and
 //!   SIGTERM.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod controller;
 mod pod_args;
 mod process;

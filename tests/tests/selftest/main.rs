@@ -2,5 +2,8 @@
 //! (`pg`), and the local control plane as a real Kubernetes API
 //! (`controlplane`).
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod controlplane;
 mod pg;
