@@ -50,6 +50,11 @@ impl Section {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreProgress {
+    /// The dump being read, as the agent resolved it: with `--pick latest`,
+    /// the file or object it chose (never a URL's query string). The operator
+    /// pins it so that a retry restores the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Bytes of the source read so far (compressed, as stored).
     pub bytes_read: u64,
     /// Size of the source in bytes, when the source tells it.

@@ -64,6 +64,11 @@ pub struct SourceArgs {
     /// (`<name>-backup-DD_MM_YYYY_HH_MM_SS.gz`) go by their timestamp, others by modification time.
     #[arg(long, value_enum, default_value = "exact")]
     pub pick: Pick,
+    /// With --pick latest: take only the Kubegres backups of this cluster
+    /// (`CLUSTER-backup-*`). Without it, a folder holding the backups of
+    /// several clusters is refused.
+    #[arg(long, value_name = "CLUSTER")]
+    pub backups_of: Option<String>,
     /// S3 endpoint URL for S3-compatible servers (MinIO, Ceph, ...).
     #[arg(long, env = "RESTORE_AGENT_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
@@ -89,8 +94,12 @@ impl SourceArgs {
             Ok(text) => parse_headers(&text)?,
             Err(_) => Vec::new(),
         };
+        if self.backups_of.is_some() && self.pick != Pick::Latest {
+            return Err(Error::Usage("--backups-of needs --pick latest".into()));
+        }
         Ok(SourceOptions {
             pick: self.pick,
+            backups_of: self.backups_of.clone(),
             s3: S3Options {
                 endpoint: self.s3_endpoint.clone(),
                 region: self.s3_region.clone(),
@@ -169,6 +178,17 @@ pub struct RestoreArgs {
     /// With --create-database: the database to connect to while creating (or dropping) the target database.
     #[arg(long, default_value = "postgres")]
     pub maintenance_db: String,
+    /// A role of the target that the dump must not drop, recreate or give its own password
+    /// (repeat for several). For a Kubegres target the operator keeps `postgres` and
+    /// `replication`: their passwords are the cluster Secret's. Other attributes, settings and
+    /// grants of the role are restored as the dump says. Plain scripts need the native engine.
+    #[arg(long = "keep-role", value_name = "ROLE")]
+    pub keep_roles: Vec<String>,
+    /// Seconds to keep trying to reach the target before the restore starts (a new Service
+    /// may not route yet, a server may still be starting); 0 tries once. Wrong credentials
+    /// and missing databases fail at once.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub connect_wait: u64,
     /// Run a single-database restore in one transaction (auto: yes with --on-error stop).
     #[arg(long, value_enum, default_value = "auto")]
     pub single_transaction: Toggle,

@@ -29,6 +29,7 @@ pub(crate) struct Tracker {
 
 #[derive(Debug, Default)]
 struct State {
+    source: Option<String>,
     object: Option<String>,
     database: Option<String>,
     section: Option<Section>,
@@ -61,6 +62,11 @@ impl Tracker {
     fn total(&self) -> Option<u64> {
         let t = self.bytes_total.load(Ordering::Relaxed);
         (t != u64::MAX).then_some(t)
+    }
+
+    /// The dump as resolved (with `--pick latest`, the one chosen), as shown to a person.
+    pub fn set_source(&self, display: &str) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).source = Some(display.to_string());
     }
 
     /// The object being restored, from a pg_dump header or an archive TOC
@@ -122,6 +128,7 @@ impl Tracker {
             _ => None,
         };
         RestoreProgress {
+            source: st.source.clone(),
             bytes_read: read,
             bytes_total: total,
             bytes_uncompressed: self.uncompressed.load(Ordering::Relaxed),

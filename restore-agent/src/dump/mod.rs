@@ -82,6 +82,7 @@ pub async fn open(
     match source::resolve(location, source_options).await? {
         Resolved::Stream(opened) => {
             tracker.set_total(opened.size);
+            tracker.set_source(&opened.display);
             let (hashing, digest) = Hashing::new(opened.reader, counter, read.hash);
             let bridge = SyncIoBridge::new(hashing);
             let detected =
@@ -104,6 +105,7 @@ pub async fn open(
                 counter.add(s);
             }
             tracker.set_total(size);
+            tracker.set_source(&display);
             Ok(Opened::Directory(DumpDirectory { display, path, size, _staging: staging }))
         }
     }

@@ -5,6 +5,7 @@
 //! anything commits.
 
 pub mod expected;
+pub mod kept_roles;
 pub mod native;
 pub mod pg_tools;
 

@@ -278,6 +278,42 @@ impl TargetConfig {
     }
 }
 
+impl TargetConfig {
+    /// Connects, trying again for up to `wait` while nothing answers or the
+    /// server is still starting (a new Service may not route yet). Wrong
+    /// credentials, a missing database and bad settings fail at once.
+    pub async fn connect_waiting(&self, wait: Duration) -> Result<Client, TargetError> {
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut said = false;
+        loop {
+            match self.connect().await {
+                Err(TargetError::Connect { target, source }) if !wait.is_zero() => {
+                    let waited = started.elapsed();
+                    if waited >= wait {
+                        return Err(TargetError::Unreachable {
+                            target,
+                            waited_secs: wait.as_secs(),
+                            last: source.to_string(),
+                        });
+                    }
+                    if !said {
+                        tracing::info!(
+                            target = %target,
+                            "the target does not answer yet ({source}); trying again for up to {} s",
+                            wait.as_secs()
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(delay.min(wait.saturating_sub(waited))).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 fn spawn_connection<S, T>(conn: tokio_postgres::Connection<S, T>) -> tokio::task::JoinHandle<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

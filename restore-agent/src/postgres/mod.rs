@@ -84,6 +84,9 @@ pub enum TargetError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// Nothing answered for all of `--connect-wait`.
+    #[error("cannot connect to {target} (kept trying for {waited_secs} s): {last}")]
+    Unreachable { target: String, waited_secs: u64, last: String },
     /// The server rejected the credentials.
     #[error("authentication failed for user \"{user}\" at {target}: {detail}")]
     Auth { target: String, user: String, detail: String },
@@ -114,7 +117,7 @@ impl TargetError {
     pub fn reason(&self) -> &'static str {
         match self {
             TargetError::Config(_) => "InvalidTarget",
-            TargetError::Connect { .. } => "TargetUnreachable",
+            TargetError::Connect { .. } | TargetError::Unreachable { .. } => "TargetUnreachable",
             TargetError::Auth { .. } => "AuthenticationFailed",
             TargetError::DatabaseMissing { .. } => "DatabaseMissing",
             TargetError::Sql(_) => "SqlError",

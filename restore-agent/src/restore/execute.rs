@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::plan::{EmptyCheck, NewDatabase, Plan};
 use crate::archive;
 use crate::dump::{DumpError, Opened};
+use crate::engine::kept_roles::KeptRoles;
 use crate::engine::native::{self, NativeOptions};
 use crate::engine::pg_tools::{self, PgToolsOptions, PgToolsReport};
 use crate::engine::{Engine, EngineError};
@@ -34,6 +35,12 @@ pub(super) async fn execute(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -
     {
         check_pg_restore(plan.format, &stream.head)?;
     }
+    // The database --create-database makes does not exist yet: wait on the maintenance database.
+    let first = match &plan.create_database {
+        Some(new) => plan.target.with_dbname(&new.maintenance_db),
+        None => plan.target.clone(),
+    };
+    drop(first.connect_waiting(plan.connect_wait).await?);
     let created = match &plan.create_database {
         Some(new) => {
             postgres::create_database(&plan.target, &new.maintenance_db, &new.marker).await?;
@@ -45,7 +52,26 @@ pub(super) async fn execute(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -
     if let (Err(e), Some(new)) = (&result, created) {
         log_left_behind(&plan.target.dbname, new, e);
     }
+    if result.is_ok() && plan.checkpoint {
+        checkpoint(&plan.target).await;
+    }
     result
+}
+
+/// `CHECKPOINT` after a successful restore: a replica's `pg_basebackup`
+/// (Kubegres scales the restored cluster up next) then starts at once
+/// instead of waiting for the spread checkpoint of gigabytes just written.
+/// It needs superuser or `pg_checkpoint`; without them a warning says so and
+/// the restore still succeeds (the data is committed either way).
+async fn checkpoint(target: &postgres::TargetConfig) {
+    let done = match target.connect().await {
+        Ok(client) => client.batch_execute("CHECKPOINT").await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match done {
+        Ok(()) => tracing::info!("checkpoint done"),
+        Err(e) => tracing::warn!("the restore succeeded, but CHECKPOINT failed ({e}): replicas may wait for the next one"),
+    }
 }
 
 /// Says "pg_restore is too old for this archive" before anything runs.
@@ -84,6 +110,7 @@ async fn apply(plan: &Plan, dump: Opened, tracker: &Arc<Tracker>) -> Result<Summ
                 on_error: plan.on_error,
                 single_transaction: plan.single_transaction,
                 keep_failures: KEEP_FAILURES,
+                kept_roles: KeptRoles::new(plan.kept_roles.clone()),
             };
             let check = verifier(plan.sha256.clone(), stream.digest.clone());
             let cluster = stream.format == Format::PgDumpAll;

@@ -60,6 +60,13 @@ pub enum SourceError {
     /// No dump where one was expected (empty folder or prefix, a directory without toc.dat).
     #[error("no dump found in {what}: {detail}")]
     NoDump { what: String, detail: String },
+    /// `--pick latest` over the backups of several clusters, none named.
+    #[error(
+        "{what} holds the backups of several clusters ({}): say which one to restore with --backups-of \
+         (spec.dataSource.file.clusterName)",
+        .clusters.join(", ")
+    )]
+    SeveralClusters { what: String, clusters: Vec<String> },
     /// Something this source kind does not support.
     #[error("{0}")]
     Unsupported(String),
@@ -93,6 +100,7 @@ impl SourceError {
             SourceError::Read { .. } => "SourceReadError",
             SourceError::Staging { .. } => "SourceStagingError",
             SourceError::NoDump { .. } => "NoDumpFound",
+            SourceError::SeveralClusters { .. } => "AmbiguousBackups",
             SourceError::Unsupported(_) => "UnsupportedSource",
             SourceError::GaveUp { last, .. } => last.reason(),
         }

@@ -31,7 +31,7 @@ pub(super) async fn resolve(path: &Path, opts: &SourceOptions) -> Result<Resolve
                 .into(),
         });
     }
-    let chosen = pick_in_directory(path).await?;
+    let chosen = pick_in_directory(path, opts.backups_of.as_deref()).await?;
     tracing::info!(folder = %path.display(), picked = %chosen.display(), "picked the latest dump");
     if tokio::fs::metadata(&chosen).await.map_err(|e| SourceError::from_io(&what, e))?.is_dir() {
         directory(&chosen).await
@@ -80,7 +80,7 @@ async fn directory(path: &Path) -> Result<Resolved, SourceError> {
 
 /// The newest dump in `dir`: regular files and directory-format dumps, not
 /// hidden entries nor other subdirectories (see [`latest`]).
-async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
+async fn pick_in_directory(dir: &Path, backups_of: Option<&str>) -> Result<PathBuf, SourceError> {
     let what = dir.display().to_string();
     let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| SourceError::from_io(&what, e))?;
     let mut paths = Vec::new();
@@ -109,12 +109,12 @@ async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
         candidates.push(Candidate { name, modified });
         paths.push(path);
     }
-    match latest::pick_latest(&candidates) {
-        Some(i) => Ok(paths.swap_remove(i)),
-        None => Err(SourceError::NoDump {
+    match latest::pick_latest(&candidates, backups_of) {
+        Ok(i) => Ok(paths.swap_remove(i)),
+        Err(not) => Err(not.into_error(
             what,
-            detail: "the folder holds no files (hidden entries and subdirectories without toc.dat are ignored)".into(),
-        }),
+            "the folder holds no files (hidden entries and subdirectories without toc.dat are ignored)",
+        )),
     }
 }
 

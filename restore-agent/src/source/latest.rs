@@ -13,8 +13,17 @@
 //! 3. Otherwise the newest by modification time (file mtime, S3
 //!    LastModified) wins.
 //! 4. Ties go to the later modification time, then to the greater name.
+//!
+//! Which cluster a Kubegres backup belongs to is in its name (`<cluster>-backup-...`).
+//! With `--backups-of CLUSTER` only that cluster's backups count (a backup
+//! PVC shared by several clusters, or holding the backups of a cluster
+//! restored from it, never hands over another cluster's dump). Without it a
+//! folder holding the backups of several clusters is refused: which one is
+//! "latest" would be a guess.
 
 use std::time::SystemTime;
+
+use super::SourceError;
 
 /// One entry of a listing: its name (last path segment, no trailing `/`)
 /// and its modification time when known.
@@ -22,6 +31,39 @@ use std::time::SystemTime;
 pub struct Candidate {
     pub name: String,
     pub modified: Option<SystemTime>,
+}
+
+/// Why no candidate was picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotPicked {
+    /// Nothing left after dropping hidden names.
+    Empty,
+    /// `--backups-of` named a cluster with no backup here; `clusters` are the ones found.
+    NoBackupsOf { cluster: String, clusters: Vec<String> },
+    /// Backups of several clusters and none named.
+    SeveralClusters(Vec<String>),
+}
+
+impl NotPicked {
+    /// The source error for a listing of `what`; `empty` says what was ignored.
+    pub fn into_error(self, what: String, empty: &str) -> SourceError {
+        match self {
+            NotPicked::Empty => SourceError::NoDump { what, detail: empty.to_string() },
+            NotPicked::NoBackupsOf { cluster, clusters } => SourceError::NoDump {
+                what,
+                detail: if clusters.is_empty() {
+                    format!("no Kubegres backup of cluster {cluster:?} (named {cluster}-backup-DD_MM_YYYY_HH_MM_SS...)")
+                } else {
+                    format!(
+                        "no Kubegres backup of cluster {cluster:?} (named {cluster}-backup-DD_MM_YYYY_HH_MM_SS...); \
+                         it holds backups of: {}",
+                        clusters.join(", ")
+                    )
+                },
+            },
+            NotPicked::SeveralClusters(clusters) => SourceError::SeveralClusters { what, clusters },
+        }
+    }
 }
 
 /// A timestamp parsed from a Kubegres backup name, ordered as time goes.
@@ -42,6 +84,11 @@ const STAMP_LEN: usize = 19;
 /// The timestamp of a Kubegres backup name: `<name>-backup-DD_MM_YYYY_HH_MM_SS`
 /// followed by the end of the name or an extension (`.gz`, `.sql.gz`, ...).
 pub fn kubegres_timestamp(name: &str) -> Option<KubegresTimestamp> {
+    kubegres_backup(name).map(|(_, t)| t)
+}
+
+/// The cluster and timestamp of a Kubegres backup name.
+pub fn kubegres_backup(name: &str) -> Option<(&str, KubegresTimestamp)> {
     // The last "-backup-" followed by a valid stamp (a cluster name may contain "-backup-" too).
     name.rmatch_indices(MARK).find_map(|(i, _)| {
         let rest = &name[i + MARK.len()..];
@@ -50,7 +97,7 @@ pub fn kubegres_timestamp(name: &str) -> Option<KubegresTimestamp> {
         if !(after.is_empty() || after.starts_with('.')) || i == 0 {
             return None;
         }
-        parse_stamp(stamp)
+        parse_stamp(stamp).map(|t| (&name[..i], t))
     })
 }
 
@@ -85,17 +132,38 @@ pub fn is_hidden(name: &str) -> bool {
     name.starts_with('.')
 }
 
-/// The index of the newest candidate by the rule in the module docs, or
-/// `None` when no candidate is left after dropping hidden names.
-pub fn pick_latest(candidates: &[Candidate]) -> Option<usize> {
+/// The index of the newest candidate by the rule in the module docs; with
+/// `backups_of`, the newest backup of that cluster.
+pub fn pick_latest(candidates: &[Candidate], backups_of: Option<&str>) -> Result<usize, NotPicked> {
     let visible = || candidates.iter().enumerate().filter(|(_, c)| !is_hidden(&c.name));
-    let stamped = visible().filter_map(|(i, c)| kubegres_timestamp(&c.name).map(|t| (i, c, t)));
-    if let Some((i, _, _)) = stamped.max_by(|(_, a, ta), (_, b, tb)| {
-        ta.cmp(tb).then_with(|| a.modified.cmp(&b.modified)).then_with(|| a.name.cmp(&b.name))
-    }) {
-        return Some(i);
+    let stamped: Vec<(usize, &Candidate, &str, KubegresTimestamp)> = visible()
+        .filter_map(|(i, c)| kubegres_backup(&c.name).map(|(cluster, t)| (i, c, cluster, t)))
+        .collect();
+    let mut clusters: Vec<String> = stamped.iter().map(|(_, _, cluster, _)| cluster.to_string()).collect();
+    clusters.sort();
+    clusters.dedup();
+    let newest = |cluster: Option<&str>| {
+        stamped
+            .iter()
+            .filter(|(_, _, c, _)| cluster.is_none_or(|want| *c == want))
+            .max_by(|(_, a, _, ta), (_, b, _, tb)| {
+                ta.cmp(tb).then_with(|| a.modified.cmp(&b.modified)).then_with(|| a.name.cmp(&b.name))
+            })
+            .map(|(i, ..)| *i)
+    };
+    if let Some(cluster) = backups_of {
+        return newest(Some(cluster)).ok_or_else(|| NotPicked::NoBackupsOf { cluster: cluster.to_string(), clusters });
     }
-    visible().max_by(|(_, a), (_, b)| a.modified.cmp(&b.modified).then_with(|| a.name.cmp(&b.name))).map(|(i, _)| i)
+    if clusters.len() > 1 {
+        return Err(NotPicked::SeveralClusters(clusters));
+    }
+    if let Some(i) = newest(None) {
+        return Ok(i);
+    }
+    visible()
+        .max_by(|(_, a), (_, b)| a.modified.cmp(&b.modified).then_with(|| a.name.cmp(&b.name)))
+        .map(|(i, _)| i)
+        .ok_or(NotPicked::Empty)
 }
 
 #[cfg(test)]
@@ -112,7 +180,7 @@ mod tests {
     }
 
     fn pick(cands: &[Candidate]) -> Option<&str> {
-        pick_latest(cands).map(|i| cands[i].name.as_str())
+        pick_latest(cands, None).ok().map(|i| cands[i].name.as_str())
     }
 
     #[test]
@@ -186,7 +254,7 @@ mod tests {
 
     #[test]
     fn same_timestamp_goes_by_mtime() {
-        let cands = vec![c("a-backup-01_01_2024_00_00_00.gz", at(2)), c("b-backup-01_01_2024_00_00_00.gz", at(1))];
+        let cands = vec![c("a-backup-01_01_2024_00_00_00.gz", at(2)), c("a-backup-01_01_2024_00_00_00.sql.gz", at(1))];
         assert_eq!(pick(&cands), Some("a-backup-01_01_2024_00_00_00.gz"));
     }
 
@@ -196,5 +264,59 @@ mod tests {
         assert_eq!(pick(&cands), Some("old.sql"));
         assert_eq!(pick(&[c(".hidden", at(1))]), None);
         assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn the_cluster_is_the_name_before_the_stamp() {
+        assert_eq!(kubegres_backup("mypostgres-backup-31_12_2023_23_59_58.gz").map(|(c, _)| c), Some("mypostgres"));
+        assert_eq!(
+            kubegres_backup("my-backup-db-backup-01_02_2024_03_04_05.gz").map(|(c, _)| c),
+            Some("my-backup-db")
+        );
+        assert_eq!(kubegres_backup("notes.txt"), None);
+    }
+
+    #[test]
+    fn backups_of_takes_only_that_clusters_backups() {
+        // The restored cluster's own CronJob wrote a newer backup into the same PVC.
+        let cands = vec![
+            c("orders-backup-01_01_2025_00_00_00.gz", at(1)),
+            c("orders-restored-backup-02_01_2025_00_00_00.gz", at(2)),
+            c("orders-backup-31_12_2024_00_00_00.gz", at(3)),
+            c("newer-manual.sql.gz", at(9)),
+        ];
+        let got = pick_latest(&cands, Some("orders")).map(|i| cands[i].name.as_str());
+        assert_eq!(got, Ok("orders-backup-01_01_2025_00_00_00.gz"));
+        let got = pick_latest(&cands, Some("orders-restored")).map(|i| cands[i].name.as_str());
+        assert_eq!(got, Ok("orders-restored-backup-02_01_2025_00_00_00.gz"));
+    }
+
+    #[test]
+    fn several_clusters_and_none_named_is_refused() {
+        let cands = vec![
+            c("orders-backup-01_01_2025_00_00_00.gz", at(1)),
+            c("orders-restored-backup-02_01_2025_00_00_00.gz", at(2)),
+        ];
+        assert_eq!(
+            pick_latest(&cands, None),
+            Err(NotPicked::SeveralClusters(vec!["orders".into(), "orders-restored".into()]))
+        );
+        let e = NotPicked::SeveralClusters(vec!["orders".into(), "orders-restored".into()])
+            .into_error("/backups".into(), "");
+        assert_eq!(e.reason(), "AmbiguousBackups");
+        let text = e.to_string();
+        assert!(text.contains("orders, orders-restored") && text.contains("--backups-of"), "{text}");
+    }
+
+    #[test]
+    fn a_named_cluster_without_backups_names_the_ones_found() {
+        let cands = vec![c("orders-backup-01_01_2025_00_00_00.gz", at(1)), c("dump.sql", at(5))];
+        let e = pick_latest(&cands, Some("billing")).unwrap_err();
+        assert_eq!(e, NotPicked::NoBackupsOf { cluster: "billing".into(), clusters: vec!["orders".into()] });
+        let text = e.into_error("/backups".into(), "").to_string();
+        assert!(text.contains("\"billing\"") && text.contains("holds backups of: orders"), "{text}");
+        // Unstamped files never stand in for a named cluster's backup.
+        let e = pick_latest(&[c("dump.sql", at(5))], Some("billing")).unwrap_err();
+        assert_eq!(e, NotPicked::NoBackupsOf { cluster: "billing".into(), clusters: vec![] });
     }
 }

@@ -220,6 +220,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
     pub pick: Pick,
+    /// With [`Pick::Latest`], only this cluster's Kubegres backups count (see [`latest`]).
+    pub backups_of: Option<String>,
     pub s3: S3Options,
     pub http: HttpOptions,
     pub retry: RetryOptions,
@@ -233,6 +235,7 @@ impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
             pick: Pick::default(),
+            backups_of: None,
             s3: S3Options::default(),
             http: HttpOptions::default(),
             retry: RetryOptions::default(),

@@ -10,7 +10,9 @@
 //! - `inspect`: `restore-agent inspect` on real dumps;
 //! - `create_database`: `restore --create-database` and its marker;
 //! - `bad_inputs`: one clear error and an untouched target per bad input;
-//! - `status`: status reports through the status subresource.
+//! - `status`: status reports through the status subresource;
+//! - `kubegres_roles`: a Kubegres backup into a fresh Kubegres-like primary (its `replication` role kept);
+//! - `pick_and_wait`: `--pick latest --backups-of` and `--connect-wait`.
 //!
 //! Each module shares its own clusters between its tests.
 
@@ -21,6 +23,8 @@ mod bad_inputs;
 mod create_database;
 mod formats;
 mod inspect;
+mod kubegres_roles;
+mod pick_and_wait;
 mod remote;
 mod sources;
 mod status;

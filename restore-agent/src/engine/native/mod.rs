@@ -24,6 +24,7 @@ use proto::crd::OnError;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyInSink};
 
+use super::kept_roles::{KeptRoles, Rewrite};
 use super::{EngineError, expected};
 use crate::dump::DumpError;
 use crate::postgres::{SqlFailure, TargetConfig, TargetError};
@@ -50,6 +51,8 @@ pub struct NativeOptions {
     pub single_transaction: bool,
     /// How many failures to keep for the final report with `--on-error continue`.
     pub keep_failures: usize,
+    /// Roles whose DROP/CREATE ROLE are skipped and whose password stays (`--keep-role`).
+    pub kept_roles: KeptRoles,
 }
 
 /// What the engine did.
@@ -194,6 +197,14 @@ impl Run<'_> {
 
     async fn statement(&mut self, sql: &str, line: u64) -> Result<(), EngineError> {
         self.report.statements += 1;
+        let sql = match self.opts.kept_roles.rewrite(sql) {
+            Rewrite::Run(sql) => sql,
+            Rewrite::Skip(why) => {
+                tracing::info!(line, "skipped: {why}");
+                return Ok(());
+            }
+        };
+        let sql = sql.as_ref();
         if self.opts.single_transaction && is_transaction_control(sql) {
             // Already inside the restore's transaction.
             return Ok(());

@@ -3,6 +3,8 @@
 //! settings go in; a [`Plan`] (or the usage error that refuses it) comes
 //! out. The executor then only carries it out, step by step.
 
+use std::time::Duration;
+
 use proto::crd::{EngineChoice, OnError};
 
 use crate::cli::{RestoreArgs, Toggle};
@@ -34,6 +36,8 @@ pub(super) struct Plan {
     /// Where the restore writes (for a multi-database dump without a
     /// database name: `postgres`, where the script starts).
     pub target: TargetConfig,
+    /// 0. Keep trying to reach the target for this long.
+    pub connect_wait: Duration,
     /// 1. Check that the installed pg_restore reads the archive's version.
     pub check_pg_restore: bool,
     /// 2. Create the target database first (`--create-database`).
@@ -48,8 +52,13 @@ pub(super) struct Plan {
     pub on_error: OnError,
     /// ...with this many pg_restore jobs (directory-format dumps)...
     pub jobs: u32,
+    /// ...keeping these roles of the target as they are...
+    pub kept_roles: Vec<String>,
     /// ...and, before anything commits, check the stored bytes' SHA-256.
     pub sha256: Option<String>,
+    /// 5. Once it succeeded, a CHECKPOINT, so that a replica's base backup
+    ///    starts at once instead of waiting for a spread checkpoint.
+    pub checkpoint: bool,
 }
 
 /// `--create-database`: the database the restore creates, and how.
@@ -75,6 +84,9 @@ pub(super) enum EmptyCheck {
 /// The checks that need nothing but the command line and the target's
 /// settings: they fail before the source is opened.
 pub(super) fn check_args(args: &RestoreArgs, target: &TargetConfig) -> Result<(), Error> {
+    if let Some(bad) = args.keep_roles.iter().find(|r| r.is_empty() || r.len() > 63) {
+        return Err(Error::Usage(format!("--keep-role {bad:?}: a role name has 1 to 63 characters")));
+    }
     if args.on_error == OnError::Continue && args.single_transaction == Toggle::On {
         return Err(Error::Usage("--on-error continue cannot run in a single transaction".into()));
     }
@@ -125,6 +137,12 @@ fn stream(
         return Err(Error::Usage(format!("--create-database needs a single-database dump; {what}")));
     }
     let engine = engine(format, args.engine)?;
+    if engine == Engine::PgTools && format.is_script() && !args.keep_roles.is_empty() {
+        return Err(Error::Usage(
+            "--keep-role needs the native engine for SQL scripts (psql replays them unchanged); use --engine auto or native"
+                .into(),
+        ));
+    }
     let target = if multi_database && !target.dbname_given { target.with_dbname("postgres") } else { target };
     let single_transaction = match args.single_transaction {
         Toggle::On if multi_database => {
@@ -147,7 +165,10 @@ fn stream(
         single_transaction,
         on_error: args.on_error,
         jobs: args.jobs,
+        kept_roles: args.keep_roles.clone(),
         sha256: args.sha256.clone(),
+        checkpoint: true,
+        connect_wait: Duration::from_secs(args.connect_wait),
     })
 }
 
@@ -176,7 +197,11 @@ fn directory(args: &RestoreArgs, target: TargetConfig) -> Result<Plan, Error> {
         single_transaction,
         on_error: args.on_error,
         jobs: args.jobs,
+        // An archive holds no roles.
+        kept_roles: args.keep_roles.clone(),
         sha256: None,
+        checkpoint: true,
+        connect_wait: Duration::from_secs(args.connect_wait),
     })
 }
 

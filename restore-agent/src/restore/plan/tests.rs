@@ -2,6 +2,8 @@
 
 use clap::Parser;
 
+use std::time::Duration;
+
 use super::*;
 use crate::cli::{Cli, Command};
 
@@ -65,7 +67,10 @@ fn a_plain_dump_runs_natively_in_one_transaction_into_an_empty_database() {
             single_transaction: true,
             on_error: OnError::Stop,
             jobs: 1,
+            kept_roles: vec![],
             sha256: None,
+            checkpoint: true,
+            connect_wait: Duration::from_secs(60),
         }
     );
 }
@@ -181,7 +186,10 @@ fn a_directory_dump_runs_pg_restore_with_its_jobs() {
             single_transaction: true,
             on_error: OnError::Stop,
             jobs: 1,
+            kept_roles: vec![],
             sha256: None,
+            checkpoint: true,
+            connect_wait: Duration::from_secs(60),
         }
     );
     let p = ok(&["--jobs", "4"], Detected::Directory, SHOP);
@@ -225,4 +233,33 @@ fn argument_checks_come_before_the_source_is_opened() {
         Some("--create-database cannot create \"postgres\": it is the maintenance database (--maintenance-db)")
     );
     assert_eq!(check(&["--create-database", "--maintenance-db", "template1"], "postgres://app@db/postgres"), None);
+}
+
+#[test]
+fn kept_roles_need_the_native_engine_for_scripts() {
+    let p = ok(&["--keep-role", "postgres", "--keep-role", "replication"], dumpall(), NO_DB);
+    assert_eq!(p.kept_roles, vec!["postgres".to_string(), "replication".to_string()]);
+    assert_eq!(p.engine, Engine::Native);
+    let m = usage(&["--keep-role", "postgres", "--engine", "pg-tools"], dumpall(), NO_DB);
+    assert!(m.contains("--keep-role needs the native engine"), "{m}");
+    // Archives hold no roles: pg_restore runs, the option changes nothing.
+    let p = ok(&["--keep-role", "postgres"], stream(Format::Custom, false), SHOP);
+    assert_eq!(p.engine, Engine::PgTools);
+}
+
+#[test]
+fn a_role_name_postgres_could_not_hold_is_refused() {
+    let long = "r".repeat(64);
+    let a = args(&["--keep-role", &long]);
+    let m = match check_args(&a, &target(SHOP)) {
+        Err(Error::Usage(m)) => m,
+        other => panic!("expected a usage error, got {other:?}"),
+    };
+    assert!(m.contains("1 to 63 characters"), "{m}");
+}
+
+#[test]
+fn the_connect_wait_comes_from_the_command_line() {
+    assert_eq!(ok(&["--connect-wait", "0"], plain(), SHOP).connect_wait, Duration::ZERO);
+    assert_eq!(ok(&["--connect-wait", "5"], plain(), SHOP).connect_wait, Duration::from_secs(5));
 }

@@ -42,7 +42,7 @@ pub(super) async fn resolve(bucket: &str, key: &str, opts: &SourceOptions) -> Re
         if s3.toc_of(&prefix).await?.is_some() {
             return s3.stage_directory(&prefix).await;
         }
-        return s3.pick_latest(&prefix).await;
+        return s3.pick_latest(&prefix, opts.backups_of.as_deref()).await;
     }
     if key.is_empty() || key.ends_with('/') {
         if s3.toc_of(key).await?.is_some() {
@@ -219,7 +219,7 @@ impl S3 {
     }
 
     /// The newest dump directly under `prefix` (see [`latest`]).
-    async fn pick_latest(&self, prefix: &str) -> Result<Resolved, SourceError> {
+    async fn pick_latest(&self, prefix: &str, backups_of: Option<&str>) -> Result<Resolved, SourceError> {
         let (objects, folders) = self.list(prefix, false).await?;
         let mut candidates = Vec::new();
         let mut keys = Vec::new();
@@ -242,12 +242,12 @@ impl S3 {
                 keys.push((f, true));
             }
         }
-        let Some(i) = latest::pick_latest(&candidates) else {
-            return Err(SourceError::NoDump {
-                what: self.url(prefix),
-                detail: "the prefix holds no objects (hidden names and folders without toc.dat are ignored)".into(),
-            });
-        };
+        let i = latest::pick_latest(&candidates, backups_of).map_err(|not| {
+            not.into_error(
+                self.url(prefix),
+                "the prefix holds no objects (hidden names and folders without toc.dat are ignored)",
+            )
+        })?;
         let (key, is_dir) = keys.swap_remove(i);
         tracing::info!(prefix = %self.url(prefix), picked = %self.url(&key), "picked the latest dump");
         if is_dir { self.stage_directory(&key).await } else { self.open(&key).await.map(Resolved::Stream) }
