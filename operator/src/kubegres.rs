@@ -20,6 +20,17 @@ pub fn api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(proto::crd::GROUP, proto::crd::VERSION, KIND), PLURAL)
 }
 
+/// Whether the Kubegres API is served (its CRD is installed): a missing
+/// cluster and a missing API both answer 404 to a get.
+pub async fn api_installed(client: &kube::Client) -> Result<bool, crate::error::Error> {
+    let group_version = format!("{}/{}", proto::crd::GROUP, proto::crd::VERSION);
+    match client.list_api_group_resources(&group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|resource| resource.name == PLURAL)),
+        Err(error) if crate::error::is_not_found(&error) => Ok(false),
+        Err(source) => Err(crate::error::Error::Kube { action: format!("discover the API {group_version}"), source }),
+    }
+}
+
 /// The label selector of a cluster's primary Pod.
 pub fn primary_selector(cluster: &str) -> String {
     format!("{APP_LABEL}={cluster},{ROLE_LABEL}={PRIMARY}")

@@ -25,6 +25,12 @@ struct Args {
     /// The restore agent image, for restores that do not name one.
     #[arg(long, env = "KUBEGRES_RESTORE_AGENT_IMAGE", default_value = operator::decide::DEFAULT_AGENT_IMAGE)]
     agent_image: String,
+    /// Other agent images a restore's `spec.agent.image` may name, comma
+    /// separated; an entry ending in `*` is a prefix (`registry.example/restore-agent:*`).
+    /// Default: only --agent-image. A restore Pod gets the target's and the
+    /// source's credentials: allow only images you trust with them.
+    #[arg(long, env = "KUBEGRES_RESTORE_ALLOWED_AGENT_IMAGES", value_delimiter = ',')]
+    allowed_agent_images: Vec<String>,
     /// Where to serve /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -113,6 +119,12 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let config = Config {
         namespace: args.namespace.clone(),
         agent_image: args.agent_image.clone(),
+        allowed_agent_images: args
+            .allowed_agent_images
+            .iter()
+            .map(|image| image.trim().to_string())
+            .filter(|image| !image.is_empty())
+            .collect(),
         instance: Some(identity.clone()),
         concurrency: args.concurrency,
     };

@@ -1,12 +1,14 @@
 //! The apply step: the decision's status and actions, against the API
-//! server. Creates are server-side applies under the operator's field
-//! manager (Pods, which are immutable, are created and an existing one is
-//! left alone); deletes treat "not found" as done. Every call is
-//! idempotent, so a reconcile cut short is simply run again.
+//! server. Creates are creates (never applies that could take over an object
+//! of the same name): one that finds the name taken does nothing, and the
+//! next observe sees whose it is. Deletes are conditional on the uid the
+//! observe step saw, and treat "not found" and "no longer that object" as
+//! done. Every call is idempotent, so a reconcile cut short is simply run
+//! again.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 use proto::crd::{KIND, OPERATOR_FIELD_MANAGER};
 use proto::{KubegresRestore, KubegresRestoreStatus};
@@ -14,8 +16,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Context;
-use crate::decide::{Action, Decision, EventType, MANAGED_BY_RESTORE_LABEL, Observed, children_name};
-use crate::error::{During as _, Error, is_already_exists, is_not_found};
+use crate::decide::{
+    ATTEMPT_LABEL, Action, Decision, EventType, Kind, MANAGED_BY_LABEL, MANAGED_BY_RESTORE_LABEL, Observed,
+    RESTORE_UID_LABEL,
+};
+use crate::error::{During as _, Error, is_already_exists, is_conflict, is_not_found};
 use crate::kubegres;
 
 /// Writes the status (when it changed), then performs the actions: in
@@ -105,56 +110,44 @@ async fn perform(
             }
         }
         Action::CreateKubegres { name: cluster, object } => {
-            kubegres
-                .patch(cluster, &apply_params(), &Patch::Apply(object))
-                .await
-                .during(|| format!("create Kubegres {namespace}/{cluster}"))?;
-            Ok(())
-        }
-        Action::DeleteKubegres { name: cluster } => {
-            delete(&kubegres, cluster).await.during(|| format!("delete Kubegres {namespace}/{cluster}"))
-        }
-        Action::DeleteClusterVolumes { name: cluster } => {
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
-            let listed = claims
-                .list_metadata(&ListParams::default().labels(&format!("{}={cluster}", kubegres::APP_LABEL)))
-                .await
-                .during(|| format!("list the volumes of Kubegres {namespace}/{cluster}"))?;
-            for claim in listed.items.iter().filter(|claim| kubegres::is_data_volume(cluster, &claim.name_any())) {
-                if claim.metadata.deletion_timestamp.is_none() {
-                    let name = claim.name_any();
-                    delete(&claims, &name)
-                        .await
-                        .during(|| format!("delete the volume {namespace}/{name} of Kubegres {cluster}"))?;
-                }
+            let object: DynamicObject = serde_json::from_value(object.clone())
+                .map_err(|source| Error::Serialize { what: "the Kubegres manifest", source })?;
+            match kubegres.create(&create_params(), &object).await {
+                Err(error) if is_already_exists(&error) => Ok(()),
+                result => result.map(drop).during(|| format!("create Kubegres {namespace}/{cluster}")),
             }
-            Ok(())
         }
-        Action::ScaleKubegresToDesired { name: cluster, replicas, resources } => {
+        Action::HandOverKubegres { name: cluster, uid, replicas, resources, backup } => {
             // A merge patch, not an apply: the cluster is the user's from now
-            // on, and an apply would keep the operator owning its whole spec.
-            let patch = json!({"spec": {"replicas": replicas, "resources": resources}});
+            // on. The uid makes it fail on any other object of that name.
+            let mut spec = json!({"replicas": replicas, "resources": resources});
+            if let Some(backup) = backup {
+                spec["backup"] = backup.clone();
+            }
+            let patch = json!({
+                "metadata": {
+                    "uid": uid,
+                    "labels": {
+                        MANAGED_BY_RESTORE_LABEL: null,
+                        RESTORE_UID_LABEL: null,
+                        ATTEMPT_LABEL: null,
+                        MANAGED_BY_LABEL: null,
+                    },
+                },
+                "spec": spec,
+            });
             kubegres
                 .patch(cluster, &merge_params(), &Patch::Merge(&patch))
                 .await
-                .during(|| format!("scale Kubegres {namespace}/{cluster} to its desired spec"))?;
+                .during(|| format!("hand Kubegres {namespace}/{cluster} over with its desired spec"))?;
             Ok(())
         }
-        Action::RemoveManagedLabel { name: cluster } => {
-            let patch = json!({"metadata": {"labels": {MANAGED_BY_RESTORE_LABEL: null}}});
-            kubegres
-                .patch(cluster, &merge_params(), &Patch::Merge(&patch))
-                .await
-                .during(|| format!("remove the restore's label from Kubegres {namespace}/{cluster}"))?;
-            Ok(())
-        }
-        Action::CreateServiceAccount(object) => apply_object::<ServiceAccount>(ctx, namespace, object).await,
-        Action::CreateRole(object) => apply_object::<Role>(ctx, namespace, object).await,
-        Action::CreateRoleBinding(object) => apply_object::<RoleBinding>(ctx, namespace, object).await,
+        Action::CreateServiceAccount(object) => create_object::<ServiceAccount>(ctx, namespace, object).await,
+        Action::CreateRole(object) => create_object::<Role>(ctx, namespace, object).await,
+        Action::CreateRoleBinding(object) => create_object::<RoleBinding>(ctx, namespace, object).await,
         Action::CreateRestorePod { name: pod_name, pod, .. } => {
             let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let params = PostParams { field_manager: Some(OPERATOR_FIELD_MANAGER.to_string()), ..Default::default() };
-            match pods.create(&params, pod).await {
+            match pods.create(&create_params(), pod).await {
                 Ok(_) => Ok(()),
                 Err(error) if is_already_exists(&error) => Ok(()),
                 Err(error) => {
@@ -168,11 +161,29 @@ async fn perform(
                 }
             }
         }
-        Action::DeletePod { name: pod_name } => {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            delete(&pods, pod_name).await.during(|| format!("delete the restore Pod {namespace}/{pod_name}"))
+        Action::Delete { kind, name: object, uid } => {
+            let what = || format!("delete {} {namespace}/{object}", kind.as_str());
+            match kind {
+                Kind::Kubegres => delete(&kubegres, object, uid).await.during(what),
+                Kind::Volume => {
+                    delete(&namespaced::<PersistentVolumeClaim>(ctx, namespace), object, uid).await.during(what)
+                }
+                Kind::Pod => delete(&namespaced::<Pod>(ctx, namespace), object, uid).await.during(what),
+                Kind::ServiceAccount => {
+                    delete(&namespaced::<ServiceAccount>(ctx, namespace), object, uid).await.during(what)
+                }
+                Kind::Role => delete(&namespaced::<Role>(ctx, namespace), object, uid).await.during(what),
+                Kind::RoleBinding => delete(&namespaced::<RoleBinding>(ctx, namespace), object, uid).await.during(what),
+            }
         }
-        Action::DeleteChildren => delete_children(ctx, observed, namespace, name).await,
+        Action::ResetProgress => {
+            let api: Api<KubegresRestore> = Api::namespaced(client.clone(), namespace);
+            let patch = json!({"status": {"progress": null}});
+            api.patch_status(name, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .during(|| format!("reset the progress of KubegresRestore {namespace}/{name}"))?;
+            Ok(())
+        }
         Action::EmitEvent { type_, reason, message } => {
             let event = ctx.events.event(&observed.restore.object_ref(&()), *type_, reason, message);
             ctx.events.publish(&ctx.client, &event).await;
@@ -181,54 +192,46 @@ async fn perform(
     }
 }
 
-/// Deletes the restore Pods, the ServiceAccount, the Role and the
-/// RoleBinding; owner references would do it too, but only where a garbage
-/// collector runs, and not at once.
-async fn delete_children(ctx: &Context, observed: &Observed, namespace: &str, name: &str) -> Result<(), Error> {
-    let client = &ctx.client;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    for pod in observed.pods.iter().filter(|pod| !pod.deleting) {
-        delete(&pods, &pod.name).await.during(|| format!("delete the restore Pod {namespace}/{}", pod.name))?;
-    }
-    let child = children_name(name);
-    let what = |kind: &str| format!("delete {kind} {namespace}/{child}");
-    if observed.children.role_binding {
-        let api: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-        delete(&api, &child).await.during(|| what("RoleBinding"))?;
-    }
-    if observed.children.role {
-        let api: Api<Role> = Api::namespaced(client.clone(), namespace);
-        delete(&api, &child).await.during(|| what("Role"))?;
-    }
-    if observed.children.service_account {
-        let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-        delete(&api, &child).await.during(|| what("ServiceAccount"))?;
-    }
-    Ok(())
+fn namespaced<K>(ctx: &Context, namespace: &str) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(ctx.client.clone(), namespace)
 }
 
-async fn apply_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<(), Error>
+/// Creates an object; one of that name already there is left alone (the
+/// next observe tells whose it is).
+async fn create_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<(), Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     K: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned,
 {
     let name = object.meta().name.clone().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch(&name, &apply_params(), &Patch::Apply(object))
-        .await
-        .during(|| format!("apply {} {namespace}/{name}", K::kind(&())))?;
-    Ok(())
+    match namespaced::<K>(ctx, namespace).create(&create_params(), object).await {
+        Err(error) if is_already_exists(&error) => Ok(()),
+        result => result.map(drop).during(|| format!("create {} {namespace}/{name}", K::kind(&()))),
+    }
 }
 
-/// Deletes in the background; a missing object is already deleted.
-async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+/// Deletes in the background, only the object with this uid: one that is
+/// gone, or was replaced by another object of the same name (the
+/// precondition fails with a conflict), is not ours to delete.
+async fn delete<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), kube::Error>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
-    match api.delete(name, &DeleteParams::background()).await {
-        Err(error) if is_not_found(&error) => Ok(()),
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Err(error) if is_not_found(&error) || is_conflict(&error) => Ok(()),
         result => result.map(drop),
     }
+}
+
+fn create_params() -> PostParams {
+    PostParams { field_manager: Some(OPERATOR_FIELD_MANAGER.to_string()), ..Default::default() }
 }
 
 fn apply_params() -> PatchParams {

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action as ControllerAction, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
 use proto::KubegresRestore;
 use proto::crd::ResolvedTarget;
@@ -39,6 +39,9 @@ pub struct Config {
     pub namespace: Option<String>,
     /// The agent image for restores without `spec.agent.image`.
     pub agent_image: String,
+    /// The other images `spec.agent.image` may name (exact, or a prefix
+    /// ending in `*`).
+    pub allowed_agent_images: Vec<String>,
     /// This replica's name, on the Events it records.
     pub instance: Option<String>,
     /// How many restores are reconciled at once.
@@ -50,6 +53,7 @@ impl Default for Config {
         Config {
             namespace: None,
             agent_image: crate::decide::DEFAULT_AGENT_IMAGE.to_string(),
+            allowed_agent_images: Vec::new(),
             instance: None,
             concurrency: 16,
         }
@@ -128,6 +132,17 @@ pub async fn run(
             }
         })
         .applied_objects()
+        // Status-only updates (the agent's progress every few seconds, the
+        // operator's own status writes) do not reconcile: a change of the
+        // spec (generation, also bumped when deletion starts), finalizers,
+        // labels or annotations does.
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(predicates::labels)
+                .combine(predicates::annotations),
+            PredicateConfig::default(),
+        )
         .default_backoff();
     let controller = Controller::for_stream(restore_events, store.clone());
 
@@ -247,11 +262,23 @@ async fn reconcile_one(ctx: &Context, namespace: &str, name: &str) -> Result<Con
     }
     let removed = decision.actions.iter().any(|action| matches!(action, crate::decide::Action::RemoveFinalizer));
     ctx.metrics.phase(namespace, name, (!removed).then_some(after));
-    Ok(match decision.requeue {
+    // A decision that acted looks again soon: what it did may not come back
+    // as a watch event (status writes are filtered out, a label removal
+    // leaves the watch's selector).
+    let acted = decision.status_changed
+        || decision.actions.iter().any(|action| !matches!(action, crate::decide::Action::EmitEvent { .. }));
+    let requeue = match (decision.requeue, acted && !removed) {
+        (requeue, false) => requeue,
+        (requeue, true) => requeue.min(Requeue::After(ACTED_REQUEUE)),
+    };
+    Ok(match requeue {
         Requeue::None => ControllerAction::await_change(),
         Requeue::After(after) => ControllerAction::requeue(after),
     })
 }
+
+/// How soon a reconcile that acted looks again.
+const ACTED_REQUEUE: Duration = Duration::from_secs(1);
 
 /// The first retry of a failed reconcile waits about this long.
 pub const ERROR_BACKOFF_BASE: Duration = Duration::from_millis(500);

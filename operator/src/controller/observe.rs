@@ -5,8 +5,10 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Resource, ResourceExt};
@@ -15,8 +17,8 @@ use proto::crd::{ClusterSpecSource, ResolvedTarget};
 
 use super::Context;
 use crate::decide::{
-    AGENT_CONTAINER, ATTEMPT_LABEL, Children, MANAGED_BY_RESTORE_LABEL, Observed, PodPhase, RESTORE_LABEL, RestorePod,
-    TargetCluster, children_name,
+    AGENT_CONTAINER, ATTEMPT_LABEL, Child, Children, DataVolume, Observed, PodPhase, RESTORE_LABEL, RESTORE_UID_LABEL,
+    RestorePod, TargetCluster, children_name, owned_by, pod_name,
 };
 use crate::error::{During as _, Error};
 use crate::kubegres;
@@ -49,7 +51,7 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
     // slowest instead of their sum.
     let target = async {
         match &target_name {
-            Some(cluster) => observe_cluster(&kubegres, &pods, namespace, cluster, name).await,
+            Some(cluster) => observe_cluster(ctx, &kubegres, &pods, namespace, cluster, &restore).await,
             None => Ok(TargetCluster::default()),
         }
     };
@@ -69,16 +71,35 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
             .list(&ListParams::default().labels(&selector))
             .await
             .during(|| format!("list the restore Pods of {namespace}/{name}"))?;
-        Ok::<_, Error>(list.items.iter().map(restore_pod).collect::<Vec<_>>())
+        Ok::<_, Error>(
+            list.items
+                .iter()
+                .filter(|pod| owned_by(pod.metadata.owner_references.as_deref(), &restore))
+                .map(restore_pod)
+                .collect::<Vec<_>>(),
+        )
+    };
+    // The current attempt's Pod name, held by an object that is not ours?
+    let attempt = restore.status.as_ref().and_then(|status| status.attempts).unwrap_or(0).max(1);
+    let current_pod = pod_name(name, attempt);
+    let foreign_pod = async {
+        let found =
+            pods.get_metadata_opt(&current_pod).await.during(|| format!("get Pod {namespace}/{current_pod}"))?;
+        Ok::<_, Error>(
+            found
+                .filter(|pod| !owned_by(pod.metadata.owner_references.as_deref(), &restore))
+                .map(|_| current_pod.clone()),
+        )
     };
     let child = children_name(name);
-    let (target, copy_from_spec, restore_pods, service_account, role, role_binding) = tokio::try_join!(
+    let (target, copy_from_spec, restore_pods, foreign_pod, service_account, role, role_binding) = tokio::try_join!(
         target,
         copy_from_spec,
         restore_pods,
-        exists::<ServiceAccount>(ctx, namespace, &child),
-        exists::<Role>(ctx, namespace, &child),
-        exists::<RoleBinding>(ctx, namespace, &child),
+        foreign_pod,
+        child_of::<ServiceAccount>(ctx, namespace, &child, &restore),
+        child_of::<Role>(ctx, namespace, &child, &restore),
+        child_of::<RoleBinding>(ctx, namespace, &child, &restore),
     )?;
     let children = Children { service_account, role, role_binding };
 
@@ -89,45 +110,159 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
         target,
         copy_from_spec,
         pods: restore_pods,
+        foreign_pod,
         children,
         agent_image: ctx.config.agent_image.clone(),
+        allowed_images: ctx.config.allowed_agent_images.clone(),
     }))
 }
 
 async fn observe_cluster(
+    ctx: &Context,
     kubegres: &Api<DynamicObject>,
     pods: &Api<Pod>,
     namespace: &str,
     cluster: &str,
-    restore: &str,
+    restore: &KubegresRestore,
 ) -> Result<TargetCluster, Error> {
-    let Some(object) = kubegres.get_opt(cluster).await.during(|| format!("get Kubegres {namespace}/{cluster}"))? else {
-        return Ok(TargetCluster::default());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+    let volumes = async {
+        // By name, not by label: a claim of that name is what a new cluster's
+        // StatefulSet would bind to, whatever labels it carries.
+        let listed =
+            claims.list_metadata(&ListParams::default()).await.during(|| format!("list the PVCs of {namespace}"))?;
+        Ok::<_, Error>(
+            listed
+                .items
+                .iter()
+                .filter(|claim| kubegres::is_data_volume(cluster, &claim.name_any()))
+                .map(|claim| data_volume(cluster, &claim.metadata))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let object = async {
+        match kubegres.get_opt(cluster).await {
+            Ok(object) => Ok((object, false)),
+            Err(error) if crate::error::is_not_found(&error) => Ok((None, true)),
+            Err(error) => Err(error).during(|| format!("get Kubegres {namespace}/{cluster}")),
+        }
+    };
+    let ((object, _), volumes) = tokio::try_join!(object, volumes)?;
+    let Some(object) = object else {
+        return Ok(TargetCluster {
+            api_missing: !kubegres::api_installed(&ctx.client).await?,
+            volumes,
+            ..Default::default()
+        });
     };
     let primaries = pods
         .list(&ListParams::default().labels(&kubegres::primary_selector(cluster)))
         .await
         .during(|| format!("list the primary Pod of Kubegres {namespace}/{cluster}"))?;
+    // A primary older than the cluster object is the last incarnation's,
+    // still Ready while it terminates (a retry recreates the cluster under
+    // the same name): it must not start the next attempt.
+    let current: Vec<&Pod> = primaries.items.iter().filter(|pod| !older_than(pod, &object)).collect();
+    let primary_ready = current.iter().any(|pod| is_ready(pod));
+    let service_ready = primary_ready && service_ready(ctx, namespace, cluster).await?;
+    let managed_by_us = !names_uid(restore).is_empty()
+        && object.labels().get(RESTORE_UID_LABEL).map(String::as_str) == Some(names_uid(restore));
     Ok(TargetCluster {
+        api_missing: false,
         exists: true,
+        uid: object.metadata.uid.clone(),
+        created: object.metadata.creation_timestamp.as_ref().map(|time| time.0),
         deleted: object.meta().deletion_timestamp.is_some(),
-        managed_by_us: object.labels().get(MANAGED_BY_RESTORE_LABEL).map(String::as_str) == Some(restore),
-        // A primary older than the cluster object is the last incarnation's,
-        // still Ready while it terminates (a retry recreates the cluster under
-        // the same name): it must not start the next attempt.
-        primary_ready: primaries.items.iter().any(|pod| is_ready(pod) && !older_than(pod, &object)),
+        managed_by_us,
+        attempt: managed_by_us.then(|| object.labels().get(ATTEMPT_LABEL).and_then(|a| a.parse().ok())).flatten(),
+        primary_ready,
+        service_ready,
+        waiting_for: waiting_for(cluster, &current, primary_ready),
         spec: kubegres::spec(&object).cloned(),
+        volumes,
     })
 }
 
-async fn exists<K>(ctx: &Context, namespace: &str, name: &str) -> Result<bool, Error>
+fn names_uid(restore: &KubegresRestore) -> &str {
+    restore.metadata.uid.as_deref().unwrap_or_default()
+}
+
+fn data_volume(cluster: &str, meta: &ObjectMeta) -> DataVolume {
+    DataVolume {
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        created: meta.creation_timestamp.as_ref().map(|time| time.0),
+        cluster_label: meta.labels.as_ref().and_then(|labels| labels.get(kubegres::APP_LABEL)).map(String::as_str)
+            == Some(cluster),
+        deleting: meta.deletion_timestamp.is_some(),
+    }
+}
+
+/// Whether the primary Service `<cluster>` exists and one of its
+/// EndpointSlices has a ready endpoint: the agent connects through it.
+async fn service_ready(ctx: &Context, namespace: &str, cluster: &str) -> Result<bool, Error> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    if services.get_metadata_opt(cluster).await.during(|| format!("get Service {namespace}/{cluster}"))?.is_none() {
+        return Ok(false);
+    }
+    let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={cluster}")))
+        .await
+        .during(|| format!("list the EndpointSlices of Service {namespace}/{cluster}"))?;
+    Ok(listed
+        .items
+        .iter()
+        .flat_map(|slice| slice.endpoints.iter().flatten())
+        .any(|endpoint| endpoint.conditions.as_ref().and_then(|conditions| conditions.ready).unwrap_or(true)))
+}
+
+/// What a cluster that is not ready is stuck on, in a few words.
+fn waiting_for(cluster: &str, primaries: &[&Pod], primary_ready: bool) -> Option<String> {
+    if primary_ready {
+        return Some(format!("the primary is Ready; the Service {cluster} or its endpoint is not there yet"));
+    }
+    let Some(pod) = primaries.first() else {
+        return Some(format!("no primary Pod (labels app={cluster}, replicationRole=primary) yet"));
+    };
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "Pending".to_string());
+    let mut out = format!("primary Pod {} is {phase}", pod.name_any());
+    if let Some((reason, message)) = blocked(pod).or_else(|| waiting_state(pod)) {
+        out.push_str(&format!(": {reason}"));
+        if !message.is_empty() {
+            out.push_str(&format!(" ({message})"));
+        }
+    }
+    Some(out)
+}
+
+/// The first container waiting with a reason.
+fn waiting_state(pod: &Pod) -> Option<(String, String)> {
+    let status = pod.status.as_ref()?;
+    status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten()).find_map(
+        |container| {
+            let waiting = container.state.as_ref()?.waiting.as_ref()?;
+            Some((waiting.reason.clone()?, waiting.message.clone().unwrap_or_default()))
+        },
+    )
+}
+
+/// Classifies the restore's object of kind `K` named `name`.
+async fn child_of<K>(ctx: &Context, namespace: &str, name: &str, restore: &KubegresRestore) -> Result<Child, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + std::fmt::Debug,
     K: serde::de::DeserializeOwned,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let found = api.get_metadata_opt(name).await.during(|| format!("get {} {namespace}/{name}", K::kind(&())))?;
-    Ok(found.is_some())
+    Ok(match found {
+        None => Child::Missing,
+        Some(object) if owned_by(object.metadata.owner_references.as_deref(), restore) => {
+            Child::Ours(object.metadata.uid.unwrap_or_default())
+        }
+        Some(_) => Child::Foreign,
+    })
 }
 
 /// Whether a Pod was created before the cluster object (creation times have
@@ -166,6 +301,7 @@ pub fn restore_pod(pod: &Pod) -> RestorePod {
         .and_then(|state| state.terminated.as_ref());
     RestorePod {
         name: pod.name_any(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
         attempt: pod.labels().get(ATTEMPT_LABEL).and_then(|attempt| attempt.parse().ok()),
         phase,
         exit_code: terminated.map(|terminated| terminated.exit_code),

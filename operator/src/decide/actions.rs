@@ -15,45 +15,32 @@ pub enum Action {
     AddFinalizer,
     /// Remove the finalizer from the restore.
     RemoveFinalizer,
-    /// Create (apply) the target Kubegres resource: `object` is the whole
-    /// manifest (apiVersion, kind, metadata with the managed label, spec with
-    /// one replica).
+    /// Create the target Kubegres resource (a create, never an apply: an
+    /// object of that name that appeared meanwhile is left alone and seen as
+    /// not ours). `object` is the whole manifest (apiVersion, kind, metadata
+    /// with the restore's labels, spec with one replica and no backup).
     CreateKubegres {
         /// The cluster's name.
         name: String,
         /// The Kubegres manifest.
         object: serde_json::Value,
     },
-    /// Delete the target Kubegres resource so that the next attempt gets a
-    /// fresh one. Only ever asked for a cluster this restore manages.
-    DeleteKubegres {
+    /// Give the cluster its desired spec once restored (replicas, resources,
+    /// the backup schedule) and remove the restore's labels: the cluster is
+    /// the user's from then on. Conditional on the cluster's uid.
+    HandOverKubegres {
         /// The cluster's name.
         name: String,
-    },
-    /// Delete the data volumes of a Kubegres cluster this restore created
-    /// (`postgres-db-<cluster>-<index>-0`, labelled `app=<cluster>`): Kubegres
-    /// keeps them when the cluster is deleted (StatefulSet PVCs are
-    /// retained), and a cluster recreated under the same name would start
-    /// on the half-restored data of the previous attempt.
-    DeleteClusterVolumes {
-        /// The cluster's name.
-        name: String,
-    },
-    /// Give the cluster its desired spec once restored.
-    ScaleKubegresToDesired {
-        /// The cluster's name.
-        name: String,
+        /// The uid of the cluster object this restore created.
+        uid: String,
         /// `spec.replicas` of the desired cluster spec.
         replicas: i64,
         /// `spec.resources` of the desired cluster spec (`None`: remove the
         /// restore-time resources).
         resources: Option<serde_json::Value>,
-    },
-    /// Remove [`MANAGED_BY_RESTORE_LABEL`](super::MANAGED_BY_RESTORE_LABEL)
-    /// from the cluster.
-    RemoveManagedLabel {
-        /// The cluster's name.
-        name: String,
+        /// `spec.backup` of the desired cluster spec, applied only now so
+        /// that no backup of the half-restored cluster is ever taken.
+        backup: Option<serde_json::Value>,
     },
     /// Apply the restore's ServiceAccount.
     CreateServiceAccount(ServiceAccount),
@@ -70,14 +57,18 @@ pub enum Action {
         /// The Pod.
         pod: Box<Pod>,
     },
-    /// Delete a restore Pod.
-    DeletePod {
-        /// The Pod's name.
+    /// Delete an object this restore created, only if it is still the same
+    /// object (a delete precondition on its uid): never by name alone.
+    Delete {
+        /// What it is.
+        kind: Kind,
+        /// Its name.
         name: String,
+        /// Its uid, as observed.
+        uid: String,
     },
-    /// Delete every object the restore created (Pods, ServiceAccount, Role,
-    /// RoleBinding), found by name and label.
-    DeleteChildren,
+    /// Remove the agent's progress of the previous attempt from the status.
+    ResetProgress,
     /// Record a Kubernetes Event on the restore.
     EmitEvent {
         /// `Normal` or `Warning`.
@@ -87,6 +78,37 @@ pub enum Action {
         /// One sentence.
         message: String,
     },
+}
+
+/// The kinds of object a restore creates, and may therefore delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The Kubegres cluster of the default flow.
+    Kubegres,
+    /// A data volume (PersistentVolumeClaim) of that cluster.
+    Volume,
+    /// A restore Pod.
+    Pod,
+    /// The restore's ServiceAccount.
+    ServiceAccount,
+    /// The restore's Role.
+    Role,
+    /// The restore's RoleBinding.
+    RoleBinding,
+}
+
+impl Kind {
+    /// The Kubernetes kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Kubegres => "Kubegres",
+            Kind::Volume => "PersistentVolumeClaim",
+            Kind::Pod => "Pod",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Role => "Role",
+            Kind::RoleBinding => "RoleBinding",
+        }
+    }
 }
 
 /// The type of an Event.

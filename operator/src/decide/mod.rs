@@ -32,15 +32,18 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-pub use actions::{Action, Decision, EventType, Requeue};
+pub use actions::{Action, Decision, EventType, Kind, Requeue};
 pub use backoff::{BASE_BACKOFF, MAX_BACKOFF, backoff};
 pub use names::{
     ATTEMPT_LABEL, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_RESTORE_LABEL, MANAGED_BY_VALUE, RESTORE_LABEL,
-    child_labels, children_name, owner_reference, pod_name, role, role_binding, service_account,
+    RESTORE_UID_LABEL, child_labels, children_name, owned_by, owner_reference, pod_name, role, role_binding,
+    service_account,
 };
-pub use observed::{Children, Observed, PodPhase, RestorePod, TargetCluster};
+pub use observed::{Child, Children, DataVolume, Observed, PodPhase, RestorePod, TargetCluster};
 pub use pod::{AGENT_CONTAINER, CA_MOUNT_PATH, DEFAULT_AGENT_IMAGE, HTTP_HEADERS_ENV, restore_pod};
-pub use target::{TargetConnection, TargetError, connection, desired_cluster_spec, kubegres_manifest};
+pub use target::{
+    TargetConnection, TargetError, connection, desired_cluster_spec, encode_path_segment, kubegres_manifest,
+};
 
 /// Decides what to do about one restore. Pure: same input, same output.
 pub fn decide(observed: &Observed) -> Decision {

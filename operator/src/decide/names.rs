@@ -16,8 +16,13 @@ pub const MANAGED_BY_VALUE: &str = proto::OPERATOR_FIELD_MANAGER;
 pub const RESTORE_LABEL: &str = "kubegres.reactive-tech.io/restore";
 /// The attempt number, on restore Pods.
 pub const ATTEMPT_LABEL: &str = "kubegres.reactive-tech.io/restore-attempt";
+/// The restore's uid, on every object it creates: what makes an object the
+/// restore's. A name alone never does (an object of that name may be a
+/// user's, or another restore's).
+pub const RESTORE_UID_LABEL: &str = "kubegres.reactive-tech.io/restore-uid";
 /// On the target Kubegres cluster while the restore manages it; its value is
-/// the restore's name.
+/// the restore's name (for people and for the operator's watch: ownership is
+/// [`RESTORE_UID_LABEL`]).
 pub const MANAGED_BY_RESTORE_LABEL: &str = "kubegres.reactive-tech.io/managed-by-restore";
 /// The restore's finalizer: its children are deleted before it goes.
 pub const FINALIZER: &str = "kubegres.reactive-tech.io/restore-cleanup";
@@ -43,12 +48,24 @@ pub fn children_name(restore: &str) -> String {
     format!("{restore}-restore")
 }
 
+/// The restore's uid (empty if the object has none, which the API server
+/// never serves).
+pub fn uid(restore: &KubegresRestore) -> &str {
+    restore.metadata.uid.as_deref().unwrap_or_default()
+}
+
 /// Labels of every object the restore creates.
 pub fn child_labels(restore: &KubegresRestore) -> Labels {
     Labels::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
         (RESTORE_LABEL.to_string(), name(restore).to_string()),
+        (RESTORE_UID_LABEL.to_string(), uid(restore).to_string()),
     ])
+}
+
+/// Whether an object's owner references name this restore by uid.
+pub fn owned_by(owners: Option<&[OwnerReference]>, restore: &KubegresRestore) -> bool {
+    !uid(restore).is_empty() && owners.into_iter().flatten().any(|owner| owner.uid == uid(restore))
 }
 
 /// The controller owner reference to the restore.
@@ -57,7 +74,7 @@ pub fn owner_reference(restore: &KubegresRestore) -> OwnerReference {
         api_version: format!("{}/{}", proto::crd::GROUP, proto::crd::VERSION),
         kind: proto::crd::KIND.to_string(),
         name: name(restore).to_string(),
-        uid: restore.metadata.uid.clone().unwrap_or_default(),
+        uid: uid(restore).to_string(),
         controller: Some(true),
         block_owner_deletion: Some(true),
     }

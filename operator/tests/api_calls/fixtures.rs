@@ -14,6 +14,11 @@ pub const CHILD: &str = "orders-restore";
 pub const RESTORE: &str = "/apis/kubegres.reactive-tech.io/v1/namespaces/db/kubegresrestores/orders";
 pub const RESTORE_STATUS: &str = "/apis/kubegres.reactive-tech.io/v1/namespaces/db/kubegresrestores/orders/status";
 pub const PODS: &str = "/api/v1/namespaces/db/pods";
+/// The first attempt's restore Pod.
+pub const POD_1: &str = "/api/v1/namespaces/db/pods/orders-restore-1";
+pub const SERVICE_ACCOUNTS: &str = "/api/v1/namespaces/db/serviceaccounts";
+pub const ROLES: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/db/roles";
+pub const ROLE_BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/db/rolebindings";
 pub const SERVICE_ACCOUNT: &str = "/api/v1/namespaces/db/serviceaccounts/orders-restore";
 pub const ROLE: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/db/roles/orders-restore";
 pub const ROLE_BINDING: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/db/rolebindings/orders-restore";
@@ -47,6 +52,8 @@ pub fn restoring_restore() -> Value {
     restore["metadata"]["finalizers"] = json!([FINALIZER]);
     restore["status"] = first_status();
     restore["status"]["progress"] = json!({"bytesRead": 1_048_576, "bytesUncompressed": 4_194_304, "rowsCopied": 1200});
+    // The operator saw attempt 1's Pod (restore_pod(1, ...)) on a reconcile.
+    restore["status"]["attemptPodUid"] = json!("uid-orders-restore-1");
     restore
 }
 
@@ -67,8 +74,10 @@ fn first_status() -> Value {
         target: TargetCluster::default(),
         copy_from_spec: None,
         pods: Vec::new(),
+        foreign_pod: None,
         children: Children::default(),
         agent_image: DEFAULT_AGENT_IMAGE.to_string(),
+        allowed_images: Vec::new(),
     };
     let decision = decide(&observed);
     assert_eq!(decision.status.phase(), proto::Phase::Restoring, "the fixture's first decision");
@@ -83,11 +92,14 @@ pub fn restore_pod(attempt: u32, phase: &str) -> Value {
         "metadata": {
             "name": format!("{NAME}-restore-{attempt}"),
             "namespace": NAMESPACE,
+            "uid": format!("uid-{NAME}-restore-{attempt}"),
             "labels": {
                 "app.kubernetes.io/managed-by": proto::OPERATOR_FIELD_MANAGER,
                 "kubegres.reactive-tech.io/restore": NAME,
+                "kubegres.reactive-tech.io/restore-uid": UID,
                 "kubegres.reactive-tech.io/restore-attempt": attempt.to_string(),
             },
+            "ownerReferences": owner_reference(),
         },
         "status": {"phase": phase},
     })
@@ -98,12 +110,22 @@ pub fn pod_list(pods: &[Value]) -> Value {
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "200"}, "items": pods})
 }
 
-/// The answer to a metadata GET of an existing object.
+/// The answer to a metadata GET of an object the restore owns.
 pub fn metadata(name: &str) -> Value {
     json!({
         "apiVersion": "meta.k8s.io/v1",
         "kind": "PartialObjectMetadata",
-        "metadata": {"name": name, "namespace": NAMESPACE, "uid": format!("uid-{name}")},
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": format!("uid-{name}"), "ownerReferences": owner_reference()},
+    })
+}
+
+/// The answer to a metadata GET of an object of that name the restore does
+/// not own (a user's).
+pub fn foreign_metadata(name: &str) -> Value {
+    json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": format!("users-{name}")},
     })
 }
 
@@ -121,7 +143,11 @@ pub fn owner_reference() -> Value {
 
 /// The labels every child of the restore carries.
 pub fn child_labels() -> Value {
-    json!({"app.kubernetes.io/managed-by": proto::OPERATOR_FIELD_MANAGER, "kubegres.reactive-tech.io/restore": NAME})
+    json!({
+        "app.kubernetes.io/managed-by": proto::OPERATOR_FIELD_MANAGER,
+        "kubegres.reactive-tech.io/restore": NAME,
+        "kubegres.reactive-tech.io/restore-uid": UID,
+    })
 }
 
 /// The keys of a JSON object, sorted.

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use server::{Call, Scenario, requeue_of};
 
 /// The observe step of a restore that has nothing yet: the restore, its
-/// Pods (none), then its ServiceAccount, Role and RoleBinding (404s).
+/// Pods (none), the first attempt's Pod name (free), then its
+/// ServiceAccount, Role and RoleBinding (404s).
 async fn observe_new_restore(scenario: &mut Scenario) {
     let call = scenario.expect(Method::GET, RESTORE).await;
     call.assert_query(&[]);
@@ -32,6 +33,10 @@ async fn observe_new_restore(scenario: &mut Scenario) {
     let call = scenario.expect(Method::GET, PODS).await;
     call.assert_query(&[("labelSelector", POD_SELECTOR)]);
     call.ok(&pod_list(&[]));
+
+    let call = scenario.expect(Method::GET, POD_1).await;
+    call.assert_metadata_get();
+    call.not_found();
 
     for path in [SERVICE_ACCOUNT, ROLE, ROLE_BINDING] {
         let call = scenario.expect(Method::GET, path).await;
@@ -82,14 +87,15 @@ async fn first_writes_before_the_pod(scenario: &mut Scenario) {
     written["metadata"]["finalizers"] = json!([FINALIZER]);
     call.ok(&written);
 
-    // The ServiceAccount and the Role, sent together (answered in turn).
-    let call = scenario.expect(Method::PATCH, SERVICE_ACCOUNT).await;
-    call.assert_apply();
+    // The ServiceAccount and the Role, sent together (answered in turn):
+    // creates, never applies that could take over an object of that name.
+    let call = scenario.expect(Method::POST, SERVICE_ACCOUNTS).await;
+    call.assert_create();
     assert_child_object(&call, "v1", "ServiceAccount");
     call.echo();
 
-    let call = scenario.expect(Method::PATCH, ROLE).await;
-    call.assert_apply();
+    let call = scenario.expect(Method::POST, ROLES).await;
+    call.assert_create();
     assert_child_object(&call, "rbac.authorization.k8s.io/v1", "Role");
     assert_eq!(
         call.body["rules"],
@@ -109,8 +115,8 @@ async fn first_writes_before_the_pod(scenario: &mut Scenario) {
 async fn last_writes_after_the_pod(scenario: &mut Scenario) {
     expect_event(scenario, "Normal", "Started").await;
     expect_event(scenario, "Normal", "Restoring").await;
-    let call = scenario.expect(Method::PATCH, ROLE_BINDING).await;
-    call.assert_apply();
+    let call = scenario.expect(Method::POST, ROLE_BINDINGS).await;
+    call.assert_create();
     assert_child_object(&call, "rbac.authorization.k8s.io/v1", "RoleBinding");
     assert_eq!(call.body["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": CHILD}));
     assert_eq!(call.body["subjects"], json!([{"kind": "ServiceAccount", "name": CHILD, "namespace": NAMESPACE}]));
@@ -181,7 +187,7 @@ async fn a_new_restore_is_started_with_these_calls_in_this_order() {
     last_writes_after_the_pod(&mut scenario).await;
 
     let action = scenario.finish().await.expect("the reconcile succeeds");
-    assert_eq!(action, Action::await_change(), "the Pod's watch event brings the next reconcile");
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)), "a reconcile that acted looks again soon");
 }
 
 #[tokio::test]
@@ -194,6 +200,7 @@ async fn an_unchanged_restore_is_only_read_and_never_written() {
     let call = scenario.expect(Method::GET, PODS).await;
     call.assert_query(&[("labelSelector", POD_SELECTOR)]);
     call.ok(&pod_list(&[restore_pod(1, "Running")]));
+    scenario.expect(Method::GET, POD_1).await.ok(&metadata("orders-restore-1"));
     for path in [SERVICE_ACCOUNT, ROLE, ROLE_BINDING] {
         let call = scenario.expect(Method::GET, path).await;
         call.assert_metadata_get();
@@ -216,20 +223,23 @@ async fn a_deleted_restore_loses_its_children_then_its_finalizer() {
     let mut going = restore_pod(2, "Running");
     going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:10:00Z");
     scenario.expect(Method::GET, PODS).await.ok(&pod_list(&[restore_pod(1, "Failed"), going]));
+    scenario.expect(Method::GET, POD_1).await.ok(&metadata("orders-restore-1"));
     for path in [SERVICE_ACCOUNT, ROLE, ROLE_BINDING] {
         scenario.expect(Method::GET, path).await.ok(&metadata(CHILD));
     }
     // The Pod already being deleted is left alone; a 404 (the Role went
     // meanwhile) counts as deleted.
-    for (path, answer) in [
-        (format!("{PODS}/orders-restore-1"), "deleted"),
-        (ROLE_BINDING.to_string(), "deleted"),
-        (ROLE.to_string(), "not found"),
-        (SERVICE_ACCOUNT.to_string(), "deleted"),
+    for (path, uid, answer) in [
+        (POD_1.to_string(), "uid-orders-restore-1", "deleted"),
+        (ROLE_BINDING.to_string(), "uid-orders-restore", "deleted"),
+        (ROLE.to_string(), "uid-orders-restore", "not found"),
+        (SERVICE_ACCOUNT.to_string(), "uid-orders-restore", "deleted"),
     ] {
         let call = scenario.expect(Method::DELETE, &path).await;
         call.assert_query(&[]);
         assert_eq!(call.body["propagationPolicy"], "Background", "{path}: {}", call.body);
+        // Only the object observed: never another one of the same name.
+        assert_eq!(call.body["preconditions"]["uid"], uid, "{path}: {}", call.body);
         match answer {
             "deleted" => call.deleted(),
             _ => call.not_found(),
@@ -244,6 +254,7 @@ async fn a_deleted_restore_loses_its_children_then_its_finalizer() {
     scenario.reconcile(&restore);
     scenario.expect(Method::GET, RESTORE).await.ok(&restore);
     scenario.expect(Method::GET, PODS).await.ok(&pod_list(&[]));
+    scenario.expect(Method::GET, POD_1).await.not_found();
     for path in [SERVICE_ACCOUNT, ROLE, ROLE_BINDING] {
         scenario.expect(Method::GET, path).await.not_found();
     }
@@ -303,6 +314,34 @@ async fn a_forbidden_pod_create_fails_the_reconcile_and_backs_off() {
     scenario.finish().await.expect("the reconcile succeeds");
     let after_success = requeue_of(&error_policy(restore, &error, scenario.ctx.clone())).expect("a requeue");
     assert!(bounds(1).contains(&after_success), "{after_success:?} not in {:?}", bounds(1));
+}
+
+#[tokio::test]
+async fn a_name_held_by_a_users_object_fails_the_restore_and_that_object_is_never_written() {
+    let mut scenario = Scenario::new();
+    scenario.reconcile(&new_restore());
+    scenario.expect(Method::GET, RESTORE).await.ok(&new_restore());
+    scenario.expect(Method::GET, PODS).await.ok(&pod_list(&[]));
+    scenario.expect(Method::GET, POD_1).await.not_found();
+    // The ServiceAccount's name is a user's: no owner reference of this restore.
+    scenario.expect(Method::GET, SERVICE_ACCOUNT).await.ok(&foreign_metadata(CHILD));
+    for path in [ROLE, ROLE_BINDING] {
+        scenario.expect(Method::GET, path).await.not_found();
+    }
+    let call = scenario.expect(Method::PATCH, RESTORE_STATUS).await;
+    call.assert_apply();
+    let status = call.body["status"].clone();
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["failure"]["reason"], "NameInUse", "{status}");
+    let message = status["failure"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("ServiceAccount") && message.contains(CHILD), "{message}");
+    let mut written = new_restore();
+    written["status"] = status;
+    call.ok(&written);
+    expect_event(&mut scenario, "Warning", "NameInUse").await;
+    // Nothing else: no create, apply or delete of anything (the scenario
+    // fails on any call it does not expect).
+    scenario.finish().await.expect("the reconcile succeeds");
 }
 
 #[tokio::test]

@@ -159,6 +159,12 @@ impl Call {
         self.assert_query(&[("fieldManager", proto::OPERATOR_FIELD_MANAGER), ("force", "true")]);
     }
 
+    /// Asserts a create (POST) under the operator's field manager.
+    pub fn assert_create(&self) {
+        assert_eq!(self.method, http::Method::POST, "{} is not a create", self.path);
+        self.assert_query(&[("fieldManager", proto::OPERATOR_FIELD_MANAGER)]);
+    }
+
     /// Asserts a metadata-only GET (`PartialObjectMetadata`).
     pub fn assert_metadata_get(&self) {
         let accept = self.accept.as_deref().unwrap_or_default();

@@ -58,12 +58,36 @@ pub const SPEC: &[CelRule] = &[
     ),
 ];
 
-/// On `spec.clusterName`.
-pub const CLUSTER_NAME: &[CelRule] = &[rule(
-    "size(self) <= 63 && self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-    "spec.clusterName must be a lowercase DNS label: letters, digits and '-', starting with a letter, \
-     at most 63 characters",
+/// The longest name of a Kubegres cluster the restore creates: Kubegres
+/// names its StatefulSets `<name>-<index>`, and the StatefulSet controller
+/// labels each Pod `controller-revision-hash: <name>-<index>-<hash of up to
+/// 10 characters>`, a label value of at most 63 characters; 48 leaves room for
+/// a three-digit index.
+pub const MAX_CLUSTER_NAME: usize = 48;
+
+/// The longest restore name: its Pods are `<restore>-restore-<attempt>` and
+/// every child carries it in a label (63 characters at most).
+pub const MAX_RESTORE_NAME: usize = 52;
+
+/// On the resource itself: names its children's names and labels must hold.
+pub const ROOT: &[CelRule] = &[rule(
+    "self.metadata.name.size() <= 52",
+    "metadata.name of a KubegresRestore must be at most 52 characters: its restore Pods are named \
+     <name>-restore-<attempt> and carry the name in a label, which Kubernetes limits to 63 characters",
 )];
+
+/// On `spec.clusterName`.
+pub const CLUSTER_NAME: &[CelRule] = &[
+    rule(
+        "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "spec.clusterName must be a lowercase DNS label: letters, digits and '-', starting with a letter",
+    ),
+    rule(
+        "size(self) <= 48",
+        "spec.clusterName must be at most 48 characters: Kubegres names its StatefulSets <name>-<index>, and \
+         their Pods' controller-revision-hash label (<name>-<index>-<hash>) is limited to 63 characters",
+    ),
+];
 
 /// On `spec.dataSource`.
 pub const DATA_SOURCE: &[CelRule] = &[rule(
@@ -131,11 +155,29 @@ pub const NEW_CLUSTER: &[CelRule] = &[rule(
 )];
 
 /// On `spec.target.newCluster.name`.
-pub const NEW_CLUSTER_NAME: &[CelRule] = &[rule(
-    "size(self) <= 63 && self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-    "spec.target.newCluster.name must be a lowercase DNS label: letters, digits and '-', starting with a \
-     letter, at most 63 characters",
+pub const NEW_CLUSTER_NAME: &[CelRule] = &[
+    rule(
+        "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "spec.target.newCluster.name must be a lowercase DNS label: letters, digits and '-', starting with a \
+         letter",
+    ),
+    rule(
+        "size(self) <= 48",
+        "spec.target.newCluster.name must be at most 48 characters: Kubegres names its StatefulSets \
+         <name>-<index>, and their Pods' controller-revision-hash label (<name>-<index>-<hash>) is limited to 63 \
+         characters",
+    ),
+];
+
+/// On `spec.dataSource.file.clusterName`.
+pub const BACKUPS_OF: &[CelRule] = &[rule(
+    "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    "spec.dataSource.file.clusterName must be the name of a Kubegres cluster: a lowercase DNS label",
 )];
+
+/// On `spec.targetReadyTimeoutSeconds`.
+pub const TARGET_READY_TIMEOUT: &[CelRule] =
+    &[rule("self >= 10 && self <= 86400", "spec.targetReadyTimeoutSeconds must be between 10 and 86400 (24 hours)")];
 
 /// On `spec.target.database.clusterName`.
 pub const DATABASE_CLUSTER_NAME: &[CelRule] =
@@ -148,7 +190,13 @@ pub const DATABASE_NAME: &[CelRule] = &[rule(
 )];
 
 /// On `spec.target.postgres.host`.
-pub const POSTGRES_HOST: &[CelRule] = &[rule("self != ''", "spec.target.postgres.host must not be empty")];
+pub const POSTGRES_HOST: &[CelRule] = &[
+    rule("self != ''", "spec.target.postgres.host must not be empty"),
+    rule(
+        "self.matches('^[-A-Za-z0-9.:\\\\[\\\\]]*$')",
+        "spec.target.postgres.host must be a host name or an IP address (letters, digits, '-', '.', ':', '[', ']')",
+    ),
+];
 
 /// On `spec.target.postgres.port`.
 pub const POSTGRES_PORT: &[CelRule] =
@@ -176,6 +224,7 @@ pub const ACTIVE_DEADLINE: &[CelRule] = &[rule("self >= 1", "spec.activeDeadline
 /// Every rule list with the path of the schema node that carries it (the
 /// path of properties below the CRD's `openAPIV3Schema`). Used by tests.
 pub const PLACEMENT: &[(&str, &[CelRule])] = &[
+    ("", ROOT),
     ("spec", SPEC),
     ("spec.clusterName", CLUSTER_NAME),
     ("spec.dataSource", DATA_SOURCE),
@@ -183,6 +232,7 @@ pub const PLACEMENT: &[(&str, &[CelRule])] = &[
     ("spec.dataSource.file.pvcName", PVC_NAME),
     ("spec.dataSource.file.mountPath", MOUNT_PATH),
     ("spec.dataSource.file.snapshot", SNAPSHOT),
+    ("spec.dataSource.file.clusterName", BACKUPS_OF),
     ("spec.dataSource.s3", S3),
     ("spec.dataSource.s3.bucket", S3_BUCKET),
     ("spec.dataSource.s3.key", S3_KEY),
@@ -200,6 +250,7 @@ pub const PLACEMENT: &[(&str, &[CelRule])] = &[
     ("spec.sha256", SHA256),
     ("spec.backoffLimit", BACKOFF_LIMIT),
     ("spec.activeDeadlineSeconds", ACTIVE_DEADLINE),
+    ("spec.targetReadyTimeoutSeconds", TARGET_READY_TIMEOUT),
 ];
 
 /// The schema of an object kept as given: a Kubegres spec, which this CRD

@@ -31,7 +31,7 @@ pub use spec::{
 };
 pub use status::{
     CONDITION_FAILED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SPEC_CHANGED, CONDITION_TARGET_READY,
-    KubegresRestoreStatus, find_condition, set_condition,
+    CreatedCluster, KubegresRestoreStatus, OwnedVolume, find_condition, set_condition,
 };
 pub use target::{
     ClusterSpecSource, DatabaseTarget, NewClusterTarget, PostgresCredentialsSecret, PostgresTarget, ResolvedTarget,
@@ -65,6 +65,14 @@ pub const OPERATOR_FIELD_MANAGER: &str = "kubegres-restore-operator";
 pub fn crd() -> CustomResourceDefinition {
     let mut value = serde_json::to_value(KubegresRestore::crd()).expect("a CRD serialises to JSON");
     tidy_descriptions(&mut value, None);
+    for version in value["spec"]["versions"].as_array_mut().into_iter().flatten() {
+        bound_sizes(&mut version["schema"]["openAPIV3Schema"]["properties"]["spec"]);
+    }
+    // The root's rules read metadata.name, which no field of the spec can carry.
+    for version in value["spec"]["versions"].as_array_mut().into_iter().flatten() {
+        version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] =
+            serde_json::to_value(cel::ROOT).expect("CEL rules serialise to JSON");
+    }
     serde_json::from_value(value).expect("tidying descriptions keeps the CRD well-formed")
 }
 
@@ -89,6 +97,52 @@ fn tidy_descriptions(value: &mut serde_json::Value, key: Option<&str>) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(|item| tidy_descriptions(item, None)),
         _ => {}
+    }
+}
+
+/// The longest string of the spec whose field sets no tighter `maxLength`.
+pub const MAX_SPEC_STRING: u64 = 16 * 1024;
+/// The most items of a list of the spec whose field sets no tighter `maxItems`
+/// (`env`, `tolerations`, `imagePullSecrets`, ...).
+pub const MAX_SPEC_ITEMS: u64 = 256;
+/// The most keys of a map of the spec (`nodeSelector`, `labels`, ...).
+pub const MAX_SPEC_PROPERTIES: u64 = 256;
+
+/// Gives every string, list and map of a schema a size bound
+/// ([`MAX_SPEC_STRING`], [`MAX_SPEC_ITEMS`], [`MAX_SPEC_PROPERTIES`]) unless
+/// it has its own, so that a spec is bounded in size and the apiserver's CEL
+/// cost estimates stay finite. Enums are bounded already; objects that keep
+/// unknown fields (a Kubegres spec) are left as they are, bounded by the
+/// apiserver's request size.
+fn bound_sizes(schema: &mut serde_json::Value) {
+    let Some(map) = schema.as_object_mut() else { return };
+    if map.get("x-kubernetes-preserve-unknown-fields") == Some(&serde_json::Value::Bool(true)) {
+        return;
+    }
+    match map.get("type").and_then(serde_json::Value::as_str) {
+        Some("string") if !map.contains_key("enum") => {
+            map.entry("maxLength").or_insert(MAX_SPEC_STRING.into());
+        }
+        Some("array") => {
+            map.entry("maxItems").or_insert(MAX_SPEC_ITEMS.into());
+        }
+        Some("object") if map.contains_key("additionalProperties") => {
+            map.entry("maxProperties").or_insert(MAX_SPEC_PROPERTIES.into());
+        }
+        _ => {}
+    }
+    if let Some(properties) = map.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        properties.values_mut().for_each(bound_sizes);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = map.get_mut(key) {
+            bound_sizes(child);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(children) = map.get_mut(key).and_then(serde_json::Value::as_array_mut) {
+            children.iter_mut().for_each(bound_sizes);
+        }
     }
 }
 

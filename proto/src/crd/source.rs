@@ -53,6 +53,14 @@ pub struct FileSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096), extend("x-kubernetes-validations" = cel::SNAPSHOT))]
     pub snapshot: Option<String>,
+    /// With `snapshot: latest`: the Kubegres cluster whose backups
+    /// (`<clusterName>-backup-*`) to choose from. Default:
+    /// `dataSource.cluster.clusterName`. When neither is set and the volume
+    /// holds the backups of several clusters, the restore fails rather than
+    /// guess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), extend("x-kubernetes-validations" = cel::BACKUPS_OF))]
+    pub cluster_name: Option<String>,
 }
 
 fn default_mount_path() -> String {

@@ -120,6 +120,12 @@ pub struct KubegresRestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = cel::ACTIVE_DEADLINE))]
     pub active_deadline_seconds: Option<i64>,
+    /// Seconds a target may take to become ready (a new cluster's primary,
+    /// its Service and endpoint; an existing cluster's primary) before the
+    /// attempt fails with the state it was stuck in. Default: 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = cel::TARGET_READY_TIMEOUT))]
+    pub target_ready_timeout_seconds: Option<i64>,
     /// The restore agent's Pod: image, scheduling and resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentSpec>,
@@ -274,6 +280,25 @@ cli_values! {
 }
 
 impl KubegresRestoreSpec {
+    /// `targetReadyTimeoutSeconds` when unset.
+    pub const DEFAULT_TARGET_READY_TIMEOUT_SECONDS: i64 = 600;
+
+    /// How long the target may take to become ready.
+    pub fn target_ready_timeout(&self) -> std::time::Duration {
+        let seconds = self.target_ready_timeout_seconds.unwrap_or(Self::DEFAULT_TARGET_READY_TIMEOUT_SECONDS);
+        std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+    }
+
+    /// The Kubegres cluster whose backups `snapshot: latest` chooses from:
+    /// `dataSource.file.clusterName`, else the cluster whose spec is copied
+    /// (`dataSource.cluster.clusterName`), else unknown.
+    pub fn backups_of(&self) -> Option<&str> {
+        let file = self.data_source.file.as_ref()?;
+        file.cluster_name
+            .as_deref()
+            .or_else(|| self.data_source.cluster.as_ref().and_then(|cluster| cluster.cluster_name.as_deref()))
+    }
+
     /// Retries when `backoffLimit` is not given.
     pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
     /// The database a new cluster's restore connects to by default.

@@ -45,6 +45,24 @@ pub struct KubegresRestoreStatus {
     /// `postgres://host:5432/db`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The Kubegres cluster this restore created, as it proves ownership:
+    /// the operator deletes a cluster only when its uid is the one recorded
+    /// here, and a data volume only when it is recorded here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_cluster: Option<CreatedCluster>,
+    /// The backup file the first attempt chose (with `snapshot: latest` or
+    /// an S3 prefix): every retry restores this same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_source: Option<String>,
+    /// The uid of the current attempt's restore Pod, once seen: a Pod that
+    /// disappears mid-attempt (eviction, drain) fails the attempt instead
+    /// of being run again into a half-restored target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_pod_uid: Option<String>,
+    /// When the current attempt's wait for its target began (the target
+    /// must be ready within `targetReadyTimeoutSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_wait_start: Option<Time>,
     /// Live progress, written by the restore agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RestoreProgress>,
@@ -58,6 +76,34 @@ pub struct KubegresRestoreStatus {
     /// Whether the restore succeeded, as in the Kubegres fork.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_completed: Option<bool>,
+}
+
+/// The Kubegres cluster a restore created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedCluster {
+    /// The cluster's name.
+    pub name: String,
+    /// The uid of the cluster object the restore created last (a retry
+    /// creates a fresh one under the same name).
+    pub uid: String,
+    /// When the restore created its first cluster of this name.
+    pub first_created: Time,
+    /// The data volumes (`postgres-db-<name>-<n>-0`) that the restore's own
+    /// clusters created, recorded while such a cluster existed (created
+    /// after it, with its label): the only volumes the restore ever deletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<OwnedVolume>,
+}
+
+/// A data volume of a cluster the restore created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedVolume {
+    /// The PersistentVolumeClaim's name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
 }
 
 /// `True`: the restore succeeded and its target is ready for use.

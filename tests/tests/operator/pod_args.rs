@@ -41,11 +41,17 @@ fn example(file: &str) -> KubegresRestore {
 /// The agent container's args of the restore's first Pod, as the operator
 /// builds them (the one place this test calls the Pod builder).
 fn pod_args(restore: &KubegresRestore) -> Vec<String> {
+    pod_args_pinned(restore, None)
+}
+
+/// [`pod_args`] of a retry that restores `pinned`, the backup the first attempt chose.
+fn pod_args_pinned(restore: &KubegresRestore, pinned: Option<&str>) -> Vec<String> {
     let target = restore.spec.target().expect("the example's target resolves");
     let existing = existing_cluster();
     let desired = desired_cluster_spec(&target, Some(&existing)).expect("a desired cluster spec");
     let connection = connection(restore, &target, desired.as_ref(), Some(&existing)).expect("a target connection");
-    let pod = restore_pod(restore, 1, &connection, "registry.test/restore-agent:test");
+    let attempt = if pinned.is_some() { 2 } else { 1 };
+    let pod = restore_pod(restore, attempt, &connection, "registry.test/restore-agent:test", pinned);
     let spec = pod.spec.expect("a Pod spec");
     spec.containers[0].args.clone().expect("container args")
 }
@@ -89,7 +95,11 @@ fn the_latest_backup_on_a_pvc_into_a_copy_of_a_cluster() {
     let (cli, args) = parse(&pod_args(&restore));
     assert_eq!(args.source.source, "/var/lib/backup");
     assert_eq!(args.source.pick, Pick::Latest);
+    // Only the copied cluster's backups: a restored cluster may back up into the same PVC.
+    assert_eq!(args.source.backups_of.as_deref(), Some("mypostgres"));
     assert_eq!(args.target.as_deref(), Some("postgres://postgres@mypostgres-restored.db.svc:5432/postgres"));
+    // The roles the new Kubegres primary made itself survive the dump's DROP ROLE.
+    assert_eq!(args.keep_roles, ["postgres", "replication"]);
     assert_eq!(
         (args.format, args.compression, args.engine, args.on_error, args.jobs),
         (FormatChoice::Auto, CompressionChoice::Auto, EngineChoice::Auto, OnError::Stop, 1)
@@ -97,6 +107,16 @@ fn the_latest_backup_on_a_pvc_into_a_copy_of_a_cluster() {
     assert_knobs(&restore, &args);
     assert!(!args.create_database && !args.allow_non_empty);
     assert_reporting(&cli, &args, "mypostgres-restored");
+}
+
+#[test]
+fn a_retry_restores_the_backup_the_first_attempt_chose() {
+    let restore = example("restore-latest-backup.yaml");
+    let chosen = "/var/lib/backup/mypostgres-backup-31_01_2025_02_00_00.gz";
+    let (_, args) = parse(&pod_args_pinned(&restore, Some(chosen)));
+    assert_eq!(args.source.source, chosen);
+    assert_eq!(args.source.pick, Pick::Exact, "a newer backup written since must not be taken");
+    assert_eq!(args.source.backups_of, None);
 }
 
 #[test]
@@ -150,6 +170,7 @@ fn an_http_dump_into_a_postgresql_server() {
     assert_eq!(args.source.http_ca_file, None::<PathBuf>);
     assert_eq!(args.target.as_deref(), Some("postgres://db.example.com:5432/app"));
     assert_eq!(args.compression, CompressionChoice::Zstd);
+    assert!(args.keep_roles.is_empty(), "a server the operator did not create keeps what the dump says");
     assert_eq!(args.sha256.as_deref(), Some("2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"));
     assert_knobs(&restore, &args);
     assert!(!args.create_database && !args.allow_non_empty);

@@ -2,7 +2,9 @@
 //! binary) on a real kube-apiserver, as the ServiceAccount deploy/ grants:
 //! `/healthz`, `/readyz` and `/metrics`; two replicas elect one leader
 //! through a Lease; SIGTERM stops the leader cleanly (exit 0) and releases
-//! the lease, so the standby leads at once and acts on restores.
+//! the lease, so the standby leads at once and acts on restores; and the
+//! namespace-scoped install (deploy/install-namespaced.yaml) runs restores
+//! of its namespace under its Roles alone, and never sees another's.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,13 +43,26 @@ struct Replica {
 
 impl Replica {
     fn start(kubeconfig: &std::path::Path, dir: &std::path::Path, identity: &str) -> Replica {
+        Replica::start_in(kubeconfig, dir, identity, LEASE_NAMESPACE, "op-process")
+    }
+
+    /// Starts a replica whose Pod runs in `own_namespace` (its Lease's) and
+    /// that watches `watched`, both set as deploy/'s Deployment sets them.
+    fn start_in(
+        kubeconfig: &std::path::Path,
+        dir: &std::path::Path,
+        identity: &str,
+        own_namespace: &str,
+        watched: &str,
+    ) -> Replica {
         let addr = harness::http::free_loopback_addr().expect("a free port");
         let log = dir.join(format!("{identity}.log"));
         let child = Command::new(operator_bin())
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", identity)
-            .env("POD_NAMESPACE", LEASE_NAMESPACE)
-            .args(["--http-addr", &addr.to_string(), "--log-format", "json", "--namespace", "op-process"])
+            .env("POD_NAMESPACE", own_namespace)
+            .env("OPERATOR_WATCH_NAMESPACE", watched)
+            .args(["--http-addr", &addr.to_string(), "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
@@ -116,19 +131,8 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     // The leader acts on a restore; the standby does not (only one Pod, one
     // set of Events).
     let restores: Api<KubegresRestore> = Api::namespaced(admin.clone(), "op-process");
-    let restore = |name: &str| -> KubegresRestore {
-        serde_json::from_value(json!({
-            "apiVersion": "kubegres.reactive-tech.io/v1", "kind": "KubegresRestore",
-            "metadata": {"name": name},
-            "spec": {
-                "dataSource": {"http": {"url": "https://dumps.example/app.sql.gz"}},
-                "target": {"postgres": {"host": "db.example", "database": "app", "credentialsSecret": {"name": "pg"}}}
-            }
-        }))
-        .unwrap()
-    };
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "op-process");
-    restores.create(&PostParams::default(), &restore("one")).await.unwrap();
+    restores.create(&PostParams::default(), &http_restore("one")).await.unwrap();
     wait_for_pod(&pods, "one-restore-1").await;
     // The metrics are updated when the reconcile ends, just after the Pod.
     let metrics = until_ok("a Restoring restore in /metrics", WAIT, || async {
@@ -151,7 +155,7 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     second.wait_ready("leader").await;
     assert!(handed_over.elapsed() < Duration::from_secs(25), "hand-over took {:?}", handed_over.elapsed());
     assert_eq!(holder(&admin).await.as_deref(), Some("replica-b"));
-    restores.create(&PostParams::default(), &restore("two")).await.unwrap();
+    restores.create(&PostParams::default(), &http_restore("two")).await.unwrap();
     wait_for_pod(&pods, "two-restore-1").await;
 
     let second_logs = second.logs();
@@ -160,6 +164,71 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     }
     let (code, _) = second.terminate().await;
     assert_eq!(code, 0, "{second_logs}");
+}
+
+/// A restore of an HTTP dump into a PostgreSQL server: the operator creates
+/// its Pod at once (no cluster to wait for).
+fn http_restore(name: &str) -> KubegresRestore {
+    serde_json::from_value(json!({
+        "apiVersion": "kubegres.reactive-tech.io/v1", "kind": "KubegresRestore",
+        "metadata": {"name": name},
+        "spec": {
+            "dataSource": {"http": {"url": "https://dumps.example/app.sql.gz"}},
+            "target": {"postgres": {"host": "db.example", "database": "app", "credentialsSecret": {"name": "pg"}}}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_scoped_install_runs_restores_of_its_namespace_and_sees_no_other() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.unwrap();
+    let own = "op-single";
+    harness::deploy::install_namespaced_operator_rbac(&admin, own).await;
+    harness::deploy::install_kubegres_crd(&admin).await;
+    harness::deploy::create_namespace(&admin, "op-elsewhere").await;
+    let token = harness::deploy::namespaced_operator_token(&cp, own).await;
+    let operator = cp.client_with_token(&token).await.unwrap();
+    until_ok("the namespace-scoped RoleBindings take effect", WAIT, || async {
+        match harness::deploy::allowed(&operator, "watch", "kubegres.reactive-tech.io", "kubegresrestores", Some(own))
+            .await
+        {
+            Ok(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cp.kubeconfig_yaml_with_token(&token)).unwrap();
+
+    // A restore elsewhere first, then one in its namespace.
+    let elsewhere: Api<KubegresRestore> = Api::namespaced(admin.clone(), "op-elsewhere");
+    elsewhere.create(&PostParams::default(), &http_restore("elsewhere")).await.unwrap();
+    let replica = Replica::start_in(&kubeconfig, dir.path(), "single-a", own, own);
+    replica.wait_ready("leader").await;
+    let restores: Api<KubegresRestore> = Api::namespaced(admin.clone(), own);
+    restores.create(&PostParams::default(), &http_restore("one")).await.unwrap();
+    wait_for_pod(&Api::namespaced(admin.clone(), own), "one-restore-1").await;
+    let status = until_ok("restore one to report Restoring", WAIT, || async {
+        let restore = restores.get("one").await.unwrap();
+        let phase = restore.status.as_ref().and_then(|status| status.phase.clone());
+        if phase == Some(proto::Phase::Restoring) { Ok(restore) } else { Err(format!("{phase:?}")) }
+    })
+    .await;
+    assert!(status.metadata.finalizers.unwrap_or_default().iter().any(|f| f == operator::decide::FINALIZER));
+
+    // The restore of the other namespace was never touched, and nothing was forbidden.
+    let untouched = elsewhere.get("elsewhere").await.unwrap();
+    assert_eq!(untouched.status, None);
+    assert_eq!(untouched.metadata.finalizers, None);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "op-elsewhere");
+    assert!(pods.list(&Default::default()).await.unwrap().items.is_empty());
+    let logs = replica.logs();
+    assert!(!logs.to_lowercase().contains("forbidden"), "{logs}");
+    let (code, _) = replica.terminate().await;
+    assert_eq!(code, 0, "{logs}");
 }
 
 async fn wait_for_pod(pods: &Api<Pod>, name: &str) {

@@ -48,6 +48,7 @@ impl Operator {
         let config = Config {
             namespace: Some(ns.to_string()),
             agent_image: "registry.test/restore-agent:test".to_string(),
+            allowed_agent_images: Vec::new(),
             instance: Some(format!("test-{ns}")),
             concurrency: 4,
         };
@@ -188,7 +189,10 @@ impl World {
         self.pods().patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
     }
 
-    /// Plays the Kubegres operator: the cluster's primary Pod, Ready.
+    /// Plays the Kubegres operator and kube-controller-manager: the
+    /// cluster's primary Pod, Ready, then (as Kubegres does a moment later)
+    /// its primary Service `<cluster>`, and the EndpointSlice that routes it
+    /// to the primary.
     pub async fn start_primary(&self, cluster: &str) {
         let name = format!("{cluster}-1-0");
         let pod: Pod = serde_json::from_value(json!({
@@ -198,6 +202,22 @@ impl World {
         .unwrap();
         self.pods().create(&PostParams::default(), &pod).await.unwrap();
         self.run_pod(&name).await;
+        let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+            "metadata": {"name": cluster},
+            "spec": {"clusterIP": "None", "selector": {"app": cluster, "replicationRole": "primary"},
+                     "ports": [{"name": "postgres", "port": 5432}]},
+        }))
+        .unwrap();
+        self.api().create(&PostParams::default(), &service).await.unwrap();
+        let slice: k8s_openapi::api::discovery::v1::EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": format!("{cluster}-primary"), "labels": {"kubernetes.io/service-name": cluster}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.10"], "conditions": {"ready": true},
+                           "targetRef": {"kind": "Pod", "name": name}}],
+            "ports": [{"name": "postgres", "port": 5432, "protocol": "TCP"}],
+        }))
+        .unwrap();
+        self.api().create(&PostParams::default(), &slice).await.unwrap();
     }
 
     /// The reasons of the Events recorded on the restore, oldest first.

@@ -4,8 +4,10 @@
 use proto::Phase;
 use proto::crd::{CONDITION_TARGET_READY, PhaseEvent};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::record::add;
 use super::{Draft, Flow, TARGET_POLL};
-use crate::decide::actions::Action;
 use crate::decide::target::TargetConnection;
 
 impl Draft<'_> {
@@ -15,12 +17,37 @@ impl Draft<'_> {
     /// recreate).
     pub(super) fn database_cluster_gate(&mut self, cluster: &str) -> Flow {
         let target = &self.observed.target;
+        if target.api_missing {
+            self.fail_stop(
+                "KubegresNotInstalled",
+                "the Kubegres API (kubegres.reactive-tech.io/v1, kind Kubegres) is not installed in this cluster: \
+                 install the Kubegres operator first",
+            );
+            return Flow::Stop;
+        }
         if target.exists && !target.deleted {
             return Flow::Continue;
         }
         match self.status.phase() {
             Phase::Pending | Phase::CreatingTarget | Phase::WaitingForTarget => {
                 self.transition(PhaseEvent::Started { creates_target: true });
+                let since = match &self.status.target_wait_start {
+                    Some(since) => since.0,
+                    None => {
+                        self.status.target_wait_start = Some(Time(self.observed.now));
+                        self.observed.now
+                    }
+                };
+                let timeout = self.observed.restore.spec.target_ready_timeout();
+                if self.observed.now >= add(since, timeout) {
+                    let message = format!(
+                        "the Kubegres cluster {cluster} did not exist within targetReadyTimeoutSeconds ({} s)",
+                        timeout.as_secs()
+                    );
+                    self.condition(CONDITION_TARGET_READY, false, "ClusterNotFound", &message);
+                    self.fail_stop("ClusterNotFound", &message);
+                    return Flow::Stop;
+                }
                 self.condition(
                     CONDITION_TARGET_READY,
                     false,
@@ -44,7 +71,7 @@ impl Draft<'_> {
         match self.status.phase() {
             Phase::Pending => self.transition(PhaseEvent::Started { creates_target: true }),
             Phase::CreatingTarget => self.transition(PhaseEvent::TargetCreated),
-            Phase::WaitingForTarget => self.wait_for_primary(cluster),
+            Phase::WaitingForTarget => self.wait_for_target(cluster),
             // Each attempt's agent drops and recreates the database an
             // earlier attempt created (same marker): no target to recreate.
             Phase::Restoring => self.run_attempt(connection, None),
@@ -53,40 +80,15 @@ impl Draft<'_> {
         }
     }
 
-    /// Waits for the cluster's primary to be Ready (its Pods are not
-    /// watched by name, so also look again every [`TARGET_POLL`]), then moves
-    /// on to the restore.
-    pub(super) fn wait_for_primary(&mut self, cluster: &str) -> Flow {
-        if !self.observed.target.primary_ready {
-            self.condition(
-                CONDITION_TARGET_READY,
-                false,
-                "WaitingForPrimary",
-                &format!("waiting for the primary of the Kubegres cluster {cluster} to be ready"),
-            );
-            self.requeue(TARGET_POLL);
-            return Flow::Stop;
-        }
-        self.condition(
-            CONDITION_TARGET_READY,
-            true,
-            "PrimaryReady",
-            &format!("the primary of the Kubegres cluster {cluster} is ready"),
-        );
-        self.transition(PhaseEvent::TargetReady)
-    }
-
     /// One step for an existing PostgreSQL server: nothing to create.
     pub(super) fn server_step(&mut self, connection: &TargetConnection) -> Flow {
         match self.status.phase() {
             Phase::Pending => self.transition(PhaseEvent::Started { creates_target: false }),
             Phase::Restoring => self.run_attempt(connection, None),
             Phase::Finalizing => {
-                if !self.observed.pods.is_empty() || self.observed.children.any() {
-                    self.actions.push(Action::DeleteChildren);
-                    return Flow::Stop;
+                if !self.delete_leftovers() {
+                    self.succeed();
                 }
-                self.succeed();
                 Flow::Stop
             }
             _ => Flow::Stop,

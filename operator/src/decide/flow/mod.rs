@@ -2,25 +2,25 @@
 
 use std::time::Duration;
 
-use proto::crd::{CONDITION_TARGET_READY, ResolvedTarget};
-use proto::{KubegresRestoreStatus, Phase};
+use proto::KubegresRestoreStatus;
+use proto::crd::ResolvedTarget;
 
 use super::actions::{Action, Requeue};
-use super::backoff::backoff;
 use super::names::FINALIZER;
 use super::observed::Observed;
-use super::target::{self};
+use super::target;
 
 mod attempt;
 mod cluster;
 mod existing;
+mod ownership;
 mod record;
 
 /// How long to wait for an object being deleted before looking again.
 pub(super) const DELETION_POLL: Duration = Duration::from_secs(5);
-/// How often to look at a cluster whose primary is not ready yet (its Pods
-/// are not watched).
-pub(super) const TARGET_POLL: Duration = Duration::from_secs(10);
+/// How often to look at a target that is not ready yet (a primary that is
+/// not Ready; a Service Kubegres has not created yet: neither is watched).
+pub(super) const TARGET_POLL: Duration = Duration::from_secs(2);
 
 /// Whether the flow goes on to the new phase in the same decision.
 pub(super) enum Flow {
@@ -49,33 +49,15 @@ impl<'a> Draft<'a> {
         let observed = self.observed;
         let restore = &observed.restore;
         let has_finalizer = restore.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER);
-        let leftovers = !observed.pods.is_empty() || observed.children.any();
 
         if restore.metadata.deletion_timestamp.is_some() {
-            // A cluster this restore created and never handed over (the
-            // restore did not succeed) is half-restored: it goes too.
-            let unfinished_cluster = match restore.spec.target() {
-                Ok(ResolvedTarget::NewCluster { name, .. }) if observed.target.managed_by_us => Some(name),
-                _ => None,
-            };
-            if let Some(cluster) = unfinished_cluster.filter(|_| !observed.target.deleted) {
-                self.actions.push(Action::DeleteKubegres { name: cluster.to_string() });
-                self.actions.push(Action::DeleteClusterVolumes { name: cluster.to_string() });
-            }
-            if leftovers || unfinished_cluster.is_some() {
-                if leftovers {
-                    self.actions.push(Action::DeleteChildren);
-                }
-                self.requeue(DELETION_POLL);
-            } else if has_finalizer {
+            if !self.clean_up_deleted() && has_finalizer {
                 self.actions.push(Action::RemoveFinalizer);
             }
             return;
         }
         if self.status.phase().is_terminal() {
-            if leftovers {
-                self.actions.push(Action::DeleteChildren);
-            }
+            self.delete_leftovers();
             return;
         }
         if !has_finalizer {
@@ -90,8 +72,11 @@ impl<'a> Draft<'a> {
             Ok(resolved) => resolved,
             Err(error) => return self.fail(error.reason(), error.message(), None),
         };
+        if let Some(message) = self.image_refused() {
+            return self.fail("AgentImageNotAllowed", &message, None);
+        }
 
-        if self.status.phase() == Phase::Pending {
+        if self.status.phase() == proto::Phase::Pending {
             self.start();
         }
         self.check_spec_changed();
@@ -102,8 +87,8 @@ impl<'a> Draft<'a> {
         let desired = match target::desired_cluster_spec(&resolved, observed.copy_from_spec.as_ref()) {
             Ok(desired) => desired,
             Err(error) if error.is_transient() => {
-                self.condition(CONDITION_TARGET_READY, false, error.reason(), &error.to_string());
-                self.requeue(backoff(1, observed.jitter_seed));
+                self.condition(proto::crd::CONDITION_TARGET_READY, false, error.reason(), &error.to_string());
+                self.requeue(super::backoff(1, observed.jitter_seed));
                 return;
             }
             Err(error) => return self.fail(error.reason(), &error.to_string(), None),
@@ -121,7 +106,7 @@ impl<'a> Draft<'a> {
 
         // Each handler either stops or moves the phase on; a phase is never
         // visited twice, so this ends.
-        for _ in 0..Phase::ALL.len() {
+        for _ in 0..proto::Phase::ALL.len() {
             let flow = match (&resolved, desired.as_ref()) {
                 (ResolvedTarget::NewCluster { name, .. }, Some(desired)) => {
                     self.cluster_step(name, desired, &connection)
@@ -133,5 +118,31 @@ impl<'a> Draft<'a> {
                 break;
             }
         }
+    }
+
+    /// `spec.agent.image` must be the operator's own agent image or match
+    /// one of `--allowed-agent-images`: who may create a restore must not
+    /// thereby run any image with the Secrets the restore Pod gets.
+    fn image_refused(&self) -> Option<String> {
+        let observed = self.observed;
+        let image = observed.restore.spec.agent.as_ref()?.image.as_deref()?;
+        if image == observed.agent_image || observed.allowed_images.iter().any(|allowed| image_matches(allowed, image))
+        {
+            return None;
+        }
+        Some(format!(
+            "spec.agent.image {image} is not allowed by the operator (its own agent image {} and \
+             --allowed-agent-images are): ask the operator's admin to allow it",
+            observed.agent_image
+        ))
+    }
+}
+
+/// An allowlist entry matches an image exactly, or as a prefix when it ends
+/// with `*` (`registry.example/restore-agent:*`).
+pub(super) fn image_matches(allowed: &str, image: &str) -> bool {
+    match allowed.strip_suffix('*') {
+        Some(prefix) => image.starts_with(prefix),
+        None => allowed == image,
     }
 }

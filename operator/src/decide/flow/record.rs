@@ -105,6 +105,11 @@ impl Draft<'_> {
         Flow::Continue
     }
 
+    /// The attempt the restore is on (1 before the first Pod).
+    pub(super) fn current_attempt(&self) -> i32 {
+        self.status.attempts.unwrap_or(0).max(1)
+    }
+
     pub(super) fn succeed(&mut self) {
         self.transition(PhaseEvent::Finalized);
         let message = "the dump is restored; only the database is left";
@@ -130,9 +135,7 @@ impl Draft<'_> {
         self.condition(CONDITION_FAILED, true, reason, message);
         self.condition(CONDITION_PROGRESSING, false, reason, message);
         self.condition(CONDITION_READY, false, reason, message);
-        if !self.observed.pods.is_empty() || self.observed.children.any() {
-            self.actions.push(Action::DeleteChildren);
-        }
+        self.delete_leftovers();
         self.event(EventType::Warning, reason, message);
     }
 

@@ -32,12 +32,19 @@ const TMP_VOLUME: &str = "tmp";
 
 /// The restore Pod of `attempt` (1 for the first). `restore` must have a
 /// name, a namespace and (for the owner reference) a uid; the spec must
-/// have a valid source (checked by the caller).
-pub fn restore_pod(restore: &KubegresRestore, attempt: i32, target: &TargetConnection, default_image: &str) -> Pod {
+/// have a valid source (checked by the caller). `pinned` is the backup an
+/// earlier attempt chose, which a retry restores again.
+pub fn restore_pod(
+    restore: &KubegresRestore,
+    attempt: i32,
+    target: &TargetConnection,
+    default_image: &str,
+    pinned: Option<&str>,
+) -> Pod {
     let spec = &restore.spec;
     let agent = spec.agent.clone().unwrap_or_default();
     let mut parts = PodParts::new();
-    source::add_source(&spec.data_source, &mut parts);
+    source::add_source(spec, pinned, &mut parts);
     add_target(target, &mut parts);
     add_knobs(restore, target, &mut parts);
 
@@ -168,6 +175,9 @@ fn add_knobs(restore: &KubegresRestore, target: &TargetConnection, parts: &mut P
     }
     if target.allow_non_empty {
         parts.args.push("--allow-non-empty".to_string());
+    }
+    for role in &target.keep_roles {
+        parts.flag("--keep-role", role.clone());
     }
     if let Some(marker) = &target.create_database {
         parts.args.push("--create-database".to_string());

@@ -3,29 +3,39 @@
 //! through `secretKeyRef`.
 
 use k8s_openapi::api::core::v1::{KeyToPath, PersistentVolumeClaimVolumeSource, SecretVolumeSource, Volume};
-use proto::crd::{DataSource, FileSource, HttpSource, S3Source, Snapshot};
+use proto::KubegresRestoreSpec;
+use proto::crd::{FileSource, HttpSource, S3Source, Snapshot};
 
 use super::{CA_MOUNT_PATH, HTTP_HEADERS_ENV, PodParts, secret_env};
 
 const SOURCE_VOLUME: &str = "source";
 const CA_VOLUME: &str = "http-ca";
 
-/// Adds the one source of `data_source` (the caller validated that there is
-/// exactly one).
-pub(super) fn add_source(data_source: &DataSource, parts: &mut PodParts) {
+/// Adds the one source of the spec (the caller validated that there is
+/// exactly one). With `pinned`, the backup an earlier attempt chose replaces
+/// the choice of the newest.
+pub(super) fn add_source(spec: &KubegresRestoreSpec, pinned: Option<&str>, parts: &mut PodParts) {
+    let data_source = &spec.data_source;
     if let Some(file) = &data_source.file {
-        add_file(file, parts);
+        add_file(file, spec.backups_of(), pinned, parts);
     } else if let Some(s3) = &data_source.s3 {
-        add_s3(s3, parts);
+        add_s3(s3, pinned, parts);
     } else if let Some(http) = &data_source.http {
         add_http(http, parts);
     }
 }
 
-fn add_file(file: &FileSource, parts: &mut PodParts) {
-    parts.flag("--source", file.agent_path());
-    if file.snapshot() == Snapshot::Latest {
-        parts.flag("--pick", "latest");
+fn add_file(file: &FileSource, backups_of: Option<&str>, pinned: Option<&str>, parts: &mut PodParts) {
+    match (file.snapshot(), pinned) {
+        (Snapshot::Latest, Some(pinned)) => parts.flag("--source", pinned),
+        (Snapshot::Latest, None) => {
+            parts.flag("--source", file.agent_path());
+            parts.flag("--pick", "latest");
+            if let Some(cluster) = backups_of {
+                parts.flag("--backups-of", cluster);
+            }
+        }
+        (Snapshot::File(_), _) => parts.flag("--source", file.agent_path()),
     }
     let volume = Volume {
         name: SOURCE_VOLUME.to_string(),
@@ -38,9 +48,10 @@ fn add_file(file: &FileSource, parts: &mut PodParts) {
     parts.mount(volume, &file.mount_path);
 }
 
-fn add_s3(s3: &S3Source, parts: &mut PodParts) {
+fn add_s3(s3: &S3Source, pinned: Option<&str>, parts: &mut PodParts) {
     match (&s3.key, &s3.prefix) {
         (Some(key), _) => parts.flag("--source", format!("s3://{}/{key}", s3.bucket)),
+        (None, _) if pinned.is_some() => parts.flag("--source", pinned.unwrap_or_default()),
         (None, prefix) => {
             parts.flag("--source", format!("s3://{}/{}", s3.bucket, prefix.as_deref().unwrap_or_default()));
             parts.flag("--pick", "latest");

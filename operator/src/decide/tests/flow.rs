@@ -52,24 +52,31 @@ fn a_cluster_the_restore_did_not_create_fails_the_restore() {
     o.target = TargetCluster { exists: true, primary_ready: true, ..Default::default() };
     let d = decide(&o);
     assert_eq!(d.status.phase(), Phase::Failed);
-    assert_eq!(condition(&d, CONDITION_FAILED), ("True", "TargetExists"));
+    assert_eq!(condition(&d, CONDITION_FAILED), ("True", "NameInUse"));
     assert!(!kinds(&d).contains(&"CreateKubegres"));
-    assert_eq!(events(&d), ["Started", "TargetExists"]);
+    assert_eq!(events(&d), ["Started", "NameInUse"]);
 }
 
 #[test]
 fn waiting_for_the_primary_polls_without_acting() {
     let (_, o) = step(&observed(restore(default_spec())));
+    // The first look at the new cluster records it.
+    let (d, o) = step(&o);
+    let created = d.status.created_cluster.clone().unwrap();
+    assert_eq!(
+        (created.name.as_str(), created.uid.as_str(), created.first_created.0),
+        ("restored", "kubegres-uid-1", t0())
+    );
     let d = decide(&o);
     assert!(d.actions.is_empty(), "{:?}", d.actions);
-    assert!(!d.status_changed);
-    assert_eq!(d.requeue, Requeue::After(Duration::from_secs(10)));
+    assert!(!d.status_changed, "{:?}", d.status.conditions);
+    assert_eq!(d.requeue, Requeue::After(Duration::from_secs(2)));
 }
 
 #[test]
 fn a_ready_primary_starts_attempt_one_with_its_own_account() {
     let (_, mut o) = step(&observed(restore(default_spec())));
-    o.target.primary_ready = true;
+    make_ready(&mut o);
     let d = decide(&o);
     assert_eq!(kinds(&d), ["CreateServiceAccount", "CreateRole", "CreateRoleBinding", "CreateRestorePod"]);
     assert_eq!(events(&d), ["Restoring"]);
@@ -118,19 +125,37 @@ fn a_pod_that_cannot_start_says_why_in_progressing_and_recovers() {
 }
 
 #[test]
-fn a_deleted_restore_pod_is_recreated_for_the_same_attempt() {
+fn a_restore_pod_deleted_mid_attempt_fails_the_attempt_and_the_retry_gets_a_fresh_cluster() {
     let mut o = running();
+    assert_eq!(o.restore.status.as_ref().unwrap().attempt_pod_uid.as_deref(), Some("pod-uid-orders-restore-1"));
+    // Evicted: while it terminates, nothing happens.
     o.pods[0].deleting = true;
     let d = decide(&o);
     assert!(d.actions.is_empty());
     assert_eq!(d.requeue, Requeue::After(Duration::from_secs(5)));
+    // Gone: the attempt failed; never rerun into the half-restored cluster.
+    o.pods.clear();
+    let d = decide(&o);
+    assert_eq!(kinds(&d), ["DeleteKubegres", "DeleteVolume"]);
+    assert_eq!(d.status.attempts, Some(2));
+    assert_eq!(d.status.phase(), Phase::CreatingTarget);
+    assert_eq!(d.status.attempt_pod_uid, None);
+    assert!(d.actions.iter().any(|a| matches!(a, Action::EmitEvent { reason, message, .. }
+        if reason == "AttemptFailed" && message.contains("PodDeleted"))));
+    assert!(!d.actions.iter().any(|a| matches!(a, Action::CreateRestorePod { .. })));
+}
+
+#[test]
+fn a_restore_pod_never_seen_is_created_again_for_the_same_attempt() {
+    // Created, but deleted before any reconcile saw it: it never ran.
+    let (_, mut o) = step(&observed(restore(default_spec())));
+    make_ready(&mut o);
+    let (d, mut o) = step(&o);
+    assert_eq!(kinds(&d), ["CreateServiceAccount", "CreateRole", "CreateRoleBinding", "CreateRestorePod"]);
     o.pods.clear();
     let d = decide(&o);
     assert_eq!(kinds(&d), ["CreateRestorePod"]);
-    let Action::CreateRestorePod { name, attempt, .. } = changes(&d)[0] else { unreachable!() };
-    assert_eq!((name.as_str(), *attempt), ("orders-restore-1", 1));
     assert_eq!(d.status.attempts, Some(1));
-    assert!(!d.status_changed);
 }
 
 #[test]
@@ -139,11 +164,17 @@ fn success_finalizes_the_cluster_then_succeeds() {
     o.pods[0].phase = PodPhase::Succeeded;
     o.now = at(300);
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["ScaleKubegresToDesired", "RemoveManagedLabel", "DeleteChildren"]);
+    let mut expected = vec!["DeletePod"];
+    expected.extend(CHILD_DELETES);
+    expected.push("HandOverKubegres");
+    assert_eq!(kinds(&d), expected);
     assert_eq!(events(&d), ["Finalizing"]);
-    let Action::ScaleKubegresToDesired { name, replicas, resources } = changes(&d)[0] else { unreachable!() };
-    assert_eq!((name.as_str(), *replicas), ("restored", 3));
+    let Some(Action::HandOverKubegres { name, uid, replicas, resources, backup }) = changes(&d).last().copied() else {
+        unreachable!()
+    };
+    assert_eq!((name.as_str(), uid.as_str(), *replicas), ("restored", "kubegres-uid-1", 3));
     assert_eq!(resources.as_ref().unwrap()["requests"]["memory"], "1Gi");
+    assert_eq!(backup, &None);
     assert_eq!(d.status.phase(), Phase::Finalizing);
 
     let (d, o) = step(&o);
@@ -166,7 +197,7 @@ fn the_whole_flow_reaches_a_fixpoint_without_duplicate_creates() {
     let mut created = Vec::new();
     for round in 0..20 {
         match phase(&o) {
-            Phase::WaitingForTarget => o.target.primary_ready = true,
+            Phase::WaitingForTarget => make_ready(&mut o),
             Phase::Restoring if round > 6 => o.pods[0].phase = PodPhase::Succeeded,
             _ => {}
         }

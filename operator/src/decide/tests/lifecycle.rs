@@ -34,7 +34,7 @@ fn a_retry_after_a_spec_change_ends_the_restore_instead_of_running_the_new_spec(
     // The failed Pod and the cluster go; the next attempt would need a new
     // cluster built from the changed spec.
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteClusterVolumes"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteVolume"]);
     let d = decide(&o);
     assert_eq!(d.status.phase(), Phase::Failed);
     let failure = d.status.failure.as_ref().unwrap();
@@ -47,7 +47,9 @@ fn a_retry_after_a_spec_change_ends_the_restore_instead_of_running_the_new_spec(
 fn a_deleted_pod_is_not_recreated_from_a_changed_spec() {
     let mut o = running();
     o.restore.metadata.generation = Some(2);
+    // A Pod that never ran (never seen), deleted.
     o.pods.clear();
+    o.status_mut().attempt_pod_uid = None;
     let d = decide(&o);
     assert_eq!(d.status.phase(), Phase::Failed);
     assert!(d.status.failure.as_ref().unwrap().message.contains("the restore Pod"));
@@ -60,7 +62,9 @@ fn a_deleted_restore_removes_its_children_then_its_finalizer() {
     // The half-restored cluster it created goes too.
     assert!(o.target.managed_by_us);
     let (d, o) = step(&o);
-    assert_eq!(kinds(&d), ["DeleteKubegres", "DeleteClusterVolumes", "DeleteChildren"]);
+    let mut expected = LEFTOVER_DELETES.to_vec();
+    expected.extend(["DeleteKubegres", "DeleteVolume"]);
+    assert_eq!(kinds(&d), expected);
     assert!(!d.status_changed);
     let (d, o) = step(&o);
     assert_eq!(kinds(&d), ["RemoveFinalizer"]);
@@ -74,7 +78,7 @@ fn a_deleted_restore_keeps_the_cluster_it_handed_over() {
     o.status_mut().set_phase(Phase::Succeeded);
     o.restore.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(5)));
     let (d, _) = step(&o);
-    assert_eq!(kinds(&d), ["DeleteChildren"]);
+    assert_eq!(kinds(&d), LEFTOVER_DELETES);
 }
 
 #[test]
@@ -82,7 +86,7 @@ fn terminal_restores_only_clean_up_leftovers() {
     let mut o = running();
     o.status_mut().set_phase(Phase::Succeeded);
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeleteChildren"]);
+    assert_eq!(kinds(&d), LEFTOVER_DELETES);
     assert!(!d.status_changed);
     let o = apply(&o, &d);
     let d = decide(&o);

@@ -4,7 +4,9 @@
 mod flow;
 mod lifecycle;
 mod pod;
+mod properties;
 mod retries;
+mod safety;
 mod targets;
 
 use k8s_openapi::jiff::Timestamp;
@@ -12,7 +14,8 @@ use proto::{KubegresRestore, Phase};
 use serde_json::{Value, json};
 
 use super::{
-    Action, Children, DEFAULT_AGENT_IMAGE, Decision, FINALIZER, Observed, PodPhase, RestorePod, TargetCluster, decide,
+    Action, Child, Children, DEFAULT_AGENT_IMAGE, DataVolume, Decision, FINALIZER, Kind, Observed, PodPhase,
+    RestorePod, TargetCluster, decide,
 };
 
 /// The time of every scenario's first reconcile.
@@ -66,13 +69,43 @@ pub(super) fn observed(restore: KubegresRestore) -> Observed {
         target: TargetCluster::default(),
         copy_from_spec: None,
         pods: Vec::new(),
+        foreign_pod: None,
         children: Children::default(),
         agent_image: DEFAULT_AGENT_IMAGE.to_string(),
+        allowed_images: Vec::new(),
     }
 }
 
-/// Applies the decision to the observed world, as the apply step and the
-/// API server would (Pods start Pending, deletions are immediate).
+/// The cluster this restore created for `attempt`, its primary and Service
+/// ready (what the tiny world's Kubegres makes of a create, once ready).
+pub(super) fn ready_cluster(attempt: i32) -> TargetCluster {
+    TargetCluster {
+        exists: true,
+        uid: Some(format!("kubegres-uid-{attempt}")),
+        created: Some(t0()),
+        managed_by_us: true,
+        attempt: Some(attempt),
+        primary_ready: true,
+        service_ready: true,
+        ..Default::default()
+    }
+}
+
+/// Makes the tiny world's cluster ready (its primary and Service).
+pub(super) fn make_ready(o: &mut Observed) {
+    o.target.primary_ready = true;
+    o.target.service_ready = true;
+}
+
+/// The uid the tiny world gives a restore Pod.
+pub(super) fn pod_uid(name: &str) -> String {
+    format!("pod-uid-{name}")
+}
+
+/// Applies the decision to the observed world, as the apply step, the API
+/// server and Kubegres would: a created Kubegres gets a uid of its attempt
+/// and its primary's data volume at once, Pods start Pending, deletions are
+/// immediate.
 pub(super) fn apply(observed: &Observed, decision: &Decision) -> Observed {
     let mut next = observed.clone();
     next.restore.status = Some(decision.status.clone());
@@ -82,26 +115,53 @@ pub(super) fn apply(observed: &Observed, decision: &Decision) -> Observed {
             Action::RemoveFinalizer => {
                 next.restore.metadata.finalizers.get_or_insert_default().retain(|f| f != FINALIZER)
             }
-            Action::CreateKubegres { object, .. } => {
+            Action::CreateKubegres { name, object } if !next.target.exists => {
+                let attempt: i32 =
+                    object["metadata"]["labels"][super::ATTEMPT_LABEL].as_str().unwrap().parse().unwrap();
                 next.target = TargetCluster {
                     exists: true,
+                    uid: Some(format!("kubegres-uid-{attempt}")),
+                    created: Some(observed.now),
                     managed_by_us: true,
+                    attempt: Some(attempt),
                     spec: object["spec"].as_object().cloned(),
+                    volumes: vec![DataVolume {
+                        name: format!("postgres-db-{name}-1-0"),
+                        uid: format!("volume-uid-{attempt}"),
+                        created: Some(observed.now),
+                        cluster_label: true,
+                        deleting: false,
+                    }],
                     ..Default::default()
                 }
             }
-            Action::DeleteKubegres { .. } => next.target = TargetCluster::default(),
-            Action::DeleteClusterVolumes { .. } => {}
-            Action::ScaleKubegresToDesired { .. } => {}
-            Action::RemoveManagedLabel { .. } => next.target.managed_by_us = false,
-            Action::CreateServiceAccount(_) => next.children.service_account = true,
-            Action::CreateRole(_) => next.children.role = true,
-            Action::CreateRoleBinding(_) => next.children.role_binding = true,
+            Action::CreateKubegres { .. } => {}
+            Action::HandOverKubegres { uid, .. } => {
+                assert_eq!(next.target.uid.as_ref(), Some(uid), "handed over another cluster");
+                next.target.managed_by_us = false;
+                next.target.attempt = None;
+            }
+            Action::CreateServiceAccount(_) => next.children.service_account = Child::Ours("sa-uid".into()),
+            Action::CreateRole(_) => next.children.role = Child::Ours("role-uid".into()),
+            Action::CreateRoleBinding(_) => next.children.role_binding = Child::Ours("rb-uid".into()),
             Action::CreateRestorePod { name, attempt, .. } => next.pods.push(pod(name, *attempt, PodPhase::Pending)),
-            Action::DeletePod { name } => next.pods.retain(|pod| &pod.name != name),
-            Action::DeleteChildren => {
-                next.pods.clear();
-                next.children = Children::default();
+            Action::Delete { kind, uid, .. } => match kind {
+                Kind::Kubegres => {
+                    if next.target.uid.as_ref() == Some(uid) {
+                        let volumes = std::mem::take(&mut next.target.volumes);
+                        next.target = TargetCluster { volumes, ..Default::default() };
+                    }
+                }
+                Kind::Volume => next.target.volumes.retain(|volume| &volume.uid != uid),
+                Kind::Pod => next.pods.retain(|pod| &pod.uid != uid),
+                Kind::ServiceAccount => next.children.service_account = Child::Missing,
+                Kind::Role => next.children.role = Child::Missing,
+                Kind::RoleBinding => next.children.role_binding = Child::Missing,
+            },
+            Action::ResetProgress => {
+                if let Some(status) = next.restore.status.as_mut() {
+                    status.progress = None;
+                }
             }
             Action::EmitEvent { .. } => {}
         }
@@ -113,6 +173,7 @@ pub(super) fn apply(observed: &Observed, decision: &Decision) -> Observed {
 pub(super) fn pod(name: &str, attempt: i32, phase: PodPhase) -> RestorePod {
     RestorePod {
         name: name.to_string(),
+        uid: pod_uid(name),
         attempt: Some(attempt),
         phase,
         exit_code: None,
@@ -147,7 +208,7 @@ pub(super) fn events(decision: &Decision) -> Vec<&str> {
         .collect()
 }
 
-/// The actions other than Events, by variant name.
+/// The actions other than Events, by variant name (deletes by kind).
 pub(super) fn kinds(decision: &Decision) -> Vec<&'static str> {
     decision
         .actions
@@ -157,20 +218,42 @@ pub(super) fn kinds(decision: &Decision) -> Vec<&'static str> {
                 Action::AddFinalizer => "AddFinalizer",
                 Action::RemoveFinalizer => "RemoveFinalizer",
                 Action::CreateKubegres { .. } => "CreateKubegres",
-                Action::DeleteKubegres { .. } => "DeleteKubegres",
-                Action::DeleteClusterVolumes { .. } => "DeleteClusterVolumes",
-                Action::ScaleKubegresToDesired { .. } => "ScaleKubegresToDesired",
-                Action::RemoveManagedLabel { .. } => "RemoveManagedLabel",
+                Action::HandOverKubegres { .. } => "HandOverKubegres",
                 Action::CreateServiceAccount(_) => "CreateServiceAccount",
                 Action::CreateRole(_) => "CreateRole",
                 Action::CreateRoleBinding(_) => "CreateRoleBinding",
                 Action::CreateRestorePod { .. } => "CreateRestorePod",
-                Action::DeletePod { .. } => "DeletePod",
-                Action::DeleteChildren => "DeleteChildren",
+                Action::Delete { kind: Kind::Kubegres, .. } => "DeleteKubegres",
+                Action::Delete { kind: Kind::Volume, .. } => "DeleteVolume",
+                Action::Delete { kind: Kind::Pod, .. } => "DeletePod",
+                Action::Delete { kind: Kind::ServiceAccount, .. } => "DeleteServiceAccount",
+                Action::Delete { kind: Kind::Role, .. } => "DeleteRole",
+                Action::Delete { kind: Kind::RoleBinding, .. } => "DeleteRoleBinding",
+                Action::ResetProgress => "ResetProgress",
                 Action::EmitEvent { .. } => return None,
             })
         })
         .collect()
+}
+
+/// What "delete the restore's leftovers" is, with one Pod.
+pub(super) const LEFTOVER_DELETES: [&str; 4] = ["DeletePod", "DeleteRoleBinding", "DeleteRole", "DeleteServiceAccount"];
+
+/// The deletes of the restore's own Pods and RBAC objects, by kind name, as
+/// [`kinds`] lists them (what "delete its children" means).
+pub(super) const CHILD_DELETES: [&str; 3] = ["DeleteRoleBinding", "DeleteRole", "DeleteServiceAccount"];
+
+/// The agent's args of the restore Pod the decision creates.
+pub(super) fn created_pod_args(decision: &Decision) -> Vec<String> {
+    let pod = decision
+        .actions
+        .iter()
+        .find_map(|action| match action {
+            Action::CreateRestorePod { pod, .. } => Some(pod),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no restore Pod created: {:?}", kinds(decision)));
+    pod.spec.as_ref().unwrap().containers[0].args.clone().unwrap()
 }
 
 /// The actions other than Events.
@@ -180,8 +263,13 @@ pub(super) fn changes(decision: &Decision) -> Vec<&Action> {
 
 /// A restore whose first attempt's Pod runs.
 pub(super) fn running() -> Observed {
-    let (_, mut o) = step(&observed(restore(default_spec())));
-    o.target.primary_ready = true;
+    running_with(default_spec())
+}
+
+/// A restore of this spec whose first attempt's Pod runs.
+pub(super) fn running_with(spec: Value) -> Observed {
+    let (_, mut o) = step(&observed(restore(spec)));
+    make_ready(&mut o);
     let (_, mut o) = step(&o);
     o.pods[0].phase = PodPhase::Running;
     let (_, o) = step(&o);

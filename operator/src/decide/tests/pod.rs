@@ -8,10 +8,14 @@ use super::*;
 /// The Pod the first attempt of this spec creates.
 fn first_pod(spec: Value) -> Pod {
     let mut o = observed(restore(spec));
-    o.target = TargetCluster { exists: true, managed_by_us: true, primary_ready: true, ..Default::default() };
+    o.target = ready_cluster(1);
+    o.allowed_images = vec!["registry.example/*".to_string()];
     o.copy_from_spec = cluster_spec().as_object().cloned();
     let mut d = decide(&o);
-    while !d.actions.iter().any(|a| matches!(a, Action::CreateRestorePod { .. })) {
+    for _ in 0..10 {
+        if d.actions.iter().any(|a| matches!(a, Action::CreateRestorePod { .. })) {
+            break;
+        }
         o = apply(&o, &d);
         d = decide(&o);
     }
@@ -56,6 +60,11 @@ fn a_file_source_mounts_the_claim_read_only_and_picks_the_latest() {
             "1",
             "--on-error",
             "stop",
+            // A new Kubegres cluster's own roles keep the passwords of its Secret.
+            "--keep-role",
+            "postgres",
+            "--keep-role",
+            "replication",
             "--progress",
             "log",
             "--termination-log",
@@ -94,6 +103,7 @@ fn the_pod_is_hardened_owned_labelled_and_named() {
             "app.kubernetes.io/managed-by": "kubegres-restore-operator",
             "kubegres.reactive-tech.io/restore": "orders",
             "kubegres.reactive-tech.io/restore-attempt": "1",
+            "kubegres.reactive-tech.io/restore-uid": "uid-1",
         })
     );
     assert_eq!(

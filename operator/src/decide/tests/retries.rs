@@ -24,7 +24,7 @@ fn a_retryable_failure_waits_the_backoff_then_retries_into_a_fresh_cluster() {
     let o = apply(&o, &d);
     let mut o = Observed { now: at(60 + i64::try_from(wait.as_secs()).unwrap() + 1), ..o };
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteClusterVolumes"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteVolume"]);
     assert_eq!(events(&d), ["AttemptFailed", "CreatingTarget"]);
     assert_eq!(d.status.attempts, Some(2));
     assert_eq!(d.status.phase(), Phase::CreatingTarget);
@@ -34,7 +34,7 @@ fn a_retryable_failure_waits_the_backoff_then_retries_into_a_fresh_cluster() {
     o = apply(&o, &d);
     let (d, mut o) = step(&o);
     assert_eq!(kinds(&d), ["CreateKubegres"]);
-    o.target.primary_ready = true;
+    make_ready(&mut o);
     let (d, _) = step(&o);
     let Action::CreateRestorePod { name, attempt, .. } = changes(&d)[0] else { panic!("{:?}", d.actions) };
     assert_eq!((name.as_str(), *attempt), ("orders-restore-2", 2));
@@ -87,7 +87,7 @@ fn a_non_retryable_failure_fails_with_the_agents_report() {
     };
     failed_attempt(&mut o, 3, &serde_json::to_string(&report).unwrap());
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeleteChildren"]);
+    assert_eq!(kinds(&d), LEFTOVER_DELETES);
     assert_eq!(events(&d), ["SqlError"]);
     assert_eq!(d.status.phase(), Phase::Failed);
     assert_eq!(d.status.completion_time.as_ref().unwrap().0, t0());
@@ -114,17 +114,21 @@ fn a_raw_termination_message_is_kept_with_the_exit_codes_reason() {
 fn retries_stop_at_the_backoff_limit() {
     let mut spec = default_spec();
     spec["backoffLimit"] = json!(1);
-    let mut o = observed(restore(spec));
-    o.target = TargetCluster { exists: true, managed_by_us: true, primary_ready: true, ..Default::default() };
-    let (_, mut o) = step(&o);
-    let (_, mut o) = {
-        o.status_mut().set_phase(Phase::Restoring);
-        step(&o)
-    };
-    o.status_mut().attempts = Some(2);
-    o.pods = vec![pod("orders-restore-2", 2, PodPhase::Failed)];
+    let mut o = running_with(spec);
     failed_attempt(&mut o, 4, "");
     o.now = at(10_000);
+    // Attempt 2 goes into a fresh cluster.
+    let (d, o) = step(&o);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteKubegres", "DeleteVolume"]);
+    let (d, mut o) = step(&o);
+    assert_eq!(kinds(&d), ["CreateKubegres"]);
+    make_ready(&mut o);
+    let (d, mut o) = step(&o);
+    assert_eq!(kinds(&d), ["CreateRestorePod"]);
+    assert_eq!(o.restore.status.as_ref().unwrap().attempts, Some(2));
+    o.pods[0].phase = PodPhase::Running;
+    failed_attempt(&mut o, 4, "");
+    o.now = at(20_000);
     let d = decide(&o);
     assert_eq!(d.status.phase(), Phase::Failed);
     let failure = d.status.failure.unwrap();
@@ -135,9 +139,10 @@ fn retries_stop_at_the_backoff_limit() {
 #[test]
 fn a_target_deleted_mid_restore_is_reported_and_recreated_after_a_backoff() {
     let mut o = running();
-    o.target = TargetCluster::default();
+    // Kubegres keeps the volumes of a deleted cluster.
+    o.target = TargetCluster { volumes: o.target.volumes.clone(), ..Default::default() };
     let d = decide(&o);
-    assert_eq!(kinds(&d), ["DeletePod", "DeleteClusterVolumes"]);
+    assert_eq!(kinds(&d), ["DeletePod", "DeleteVolume"]);
     assert_eq!(events(&d), ["TargetDeleted", "CreatingTarget"]);
     assert_eq!(d.status.phase(), Phase::CreatingTarget);
     assert_eq!(condition(&d, CONDITION_TARGET_READY), ("False", "TargetDeleted"));

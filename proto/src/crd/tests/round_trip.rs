@@ -92,6 +92,7 @@ fn snapshot_paths_are_relative_to_the_mount() {
         pvc_name: "p".into(),
         mount_path: mount.into(),
         snapshot: snapshot.map(Into::into),
+        cluster_name: None,
     };
     assert_eq!(file("/backup/", Some("/a/b.gz")).agent_path(), "/backup/a/b.gz");
     assert_eq!(file("/backup", Some("latest")).agent_path(), "/backup");

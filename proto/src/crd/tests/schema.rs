@@ -11,9 +11,9 @@ fn schema() -> Value {
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
-/// The schema node at a dotted path of properties.
+/// The schema node at a dotted path of properties ("" is the root).
 fn node<'a>(schema: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(schema, |node, name| {
+    path.split('.').filter(|name| !name.is_empty()).fold(schema, |node, name| {
         node.get("properties")
             .and_then(|properties| properties.get(name))
             .unwrap_or_else(|| panic!("no property {name} on the way to {path}"))
@@ -149,4 +149,46 @@ fn fields_are_camel_case_and_cluster_specs_are_preserved() {
     assert_eq!(node(&schema, "spec.backoffLimit")["default"], 3);
     assert_eq!(node(&schema, "spec.jobs")["default"], 1);
     assert_eq!(node(&schema, "spec.dataSource.file.mountPath")["default"], "/var/lib/backup");
+}
+
+/// Every unbounded string, list and map under `node`, by path.
+fn unbounded(node: &Value, path: &str, found: &mut Vec<String>) {
+    if node["x-kubernetes-preserve-unknown-fields"] == true {
+        return;
+    }
+    let bounded = match node["type"].as_str() {
+        Some("string") => node.get("maxLength").is_some() || node.get("enum").is_some(),
+        Some("array") => node.get("maxItems").is_some(),
+        Some("object") if node.get("additionalProperties").is_some() => node.get("maxProperties").is_some(),
+        _ => true,
+    };
+    if !bounded {
+        found.push(path.to_string());
+    }
+    for (name, child) in node["properties"].as_object().into_iter().flatten() {
+        unbounded(child, &format!("{path}.{name}"), found);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = node.get(key).filter(|child| child.is_object()) {
+            unbounded(child, &format!("{path}[{key}]"), found);
+        }
+    }
+}
+
+#[test]
+fn every_string_list_and_map_of_the_spec_is_bounded() {
+    let schema = schema();
+    let spec = node(&schema, "spec");
+    let mut found = Vec::new();
+    unbounded(spec, "spec", &mut found);
+    assert!(found.is_empty(), "unbounded in the CRD: {found:?}");
+    // The bounds are the generous defaults where a field sets none, and the
+    // field's own where it does.
+    assert_eq!(node(&schema, "spec.env")["maxItems"], MAX_SPEC_ITEMS);
+    assert_eq!(node(&schema, "spec.env")["items"]["properties"]["value"]["maxLength"], MAX_SPEC_STRING);
+    assert_eq!(node(&schema, "spec.clusterName")["maxLength"], 253);
+    // The Kubegres spec is kept as the user wrote it.
+    let copied = node(&schema, "spec.dataSource.cluster.clusterSpec");
+    assert_eq!(copied["x-kubernetes-preserve-unknown-fields"], true);
+    assert!(copied.get("maxProperties").is_none());
 }
