@@ -69,3 +69,5 @@ crds:
 bundle:
 	$(CARGO) run -q -p kubegres-restore-tests --bin bundle > deploy/install.yaml.tmp
 	mv deploy/install.yaml.tmp deploy/install.yaml
+	$(CARGO) run -q -p kubegres-restore-tests --bin bundle -- --namespaced > deploy/install-namespaced.yaml.tmp
+	mv deploy/install-namespaced.yaml.tmp deploy/install-namespaced.yaml

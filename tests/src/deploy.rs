@@ -24,10 +24,14 @@ mod shared;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use bundle::{Kustomization, bundle, bundle_documents, read_documents, resource_documents, try_bundle};
+pub use bundle::{
+    Kustomization, bundle, bundle_documents, namespace_scoped, namespaced_bundle, read_documents, resource_documents,
+    try_bundle, try_namespaced_bundle,
+};
 pub use install::{
-    KUBEGRES_CRD_NAME, allowed, apply, create_namespace, install_kubegres_crd, install_operator_rbac,
-    install_restore_crd, operator_client, operator_token, wait_for_crd,
+    KUBEGRES_CRD_NAME, allowed, apply, create_namespace, install_kubegres_crd, install_namespaced_operator_rbac,
+    install_operator_rbac, install_restore_crd, namespaced_operator_token, operator_client, operator_token,
+    wait_for_crd,
 };
 pub use shared::{admin, control_plane};
 
@@ -35,13 +39,14 @@ pub use shared::{admin, control_plane};
 pub const NAMESPACE: &str = "kubegres-restore-system";
 
 /// The operator's ServiceAccount, ClusterRole and Deployment (deploy/rbac,
-/// deploy/operator).
+/// deploy/operator); in the namespace-scoped install, its Role and
+/// RoleBinding too.
 pub const OPERATOR: &str = "kubegres-restore-operator";
 
 /// The field manager the tests install `deploy/` with.
 pub const FIELD_MANAGER: &str = "kubegres-restore-tests";
 
-/// The command that writes deploy/install.yaml.
+/// The command that writes deploy/install.yaml and deploy/install-namespaced.yaml.
 pub const BUNDLE_COMMAND: &str = "make bundle";
 
 /// How long the apiserver may take to establish a CRD or to put a new
@@ -126,6 +131,11 @@ pub fn deploy_dir() -> PathBuf {
 /// deploy/install.yaml, the generated bundle.
 pub fn install_yaml_path() -> PathBuf {
     deploy_dir().join("install.yaml")
+}
+
+/// deploy/install-namespaced.yaml, the generated namespace-scoped bundle.
+pub fn namespaced_install_yaml_path() -> PathBuf {
+    deploy_dir().join("install-namespaced.yaml")
 }
 
 /// The stand-in Kubegres CRD, tests/fixtures/kubegres-crd.yaml.

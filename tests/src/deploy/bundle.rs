@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BUNDLE_COMMAND, DeployError, deploy_dir, install_yaml_path};
+use super::{BUNDLE_COMMAND, DeployError, NAMESPACE, OPERATOR, deploy_dir, install_yaml_path};
 
 /// The keys of a kustomization that the bundle reproduces.
 const SUPPORTED_KEYS: [&str; 3] = ["apiVersion", "kind", "resources"];
@@ -97,6 +97,91 @@ pub fn try_bundle() -> Result<String, DeployError> {
         }
     }
     Ok(out)
+}
+
+/// The environment variable that makes the operator watch one namespace.
+pub const WATCH_NAMESPACE_ENV: &str = "OPERATOR_WATCH_NAMESPACE";
+
+/// The namespace-scoped install bundle (deploy/install-namespaced.yaml): the
+/// documents of [`bundle`] with the operator's ClusterRole and
+/// ClusterRoleBinding turned into a Role and RoleBinding of its own
+/// namespace, and the operator watching only that namespace
+/// ([`namespace_scoped`]). The CRD stays: it is cluster-scoped by nature.
+///
+/// # Panics
+/// When deploy/ cannot be read or bundled; the message says why.
+pub fn namespaced_bundle() -> String {
+    try_namespaced_bundle().unwrap_or_else(|error| panic!("cannot generate deploy/install-namespaced.yaml: {error}"))
+}
+
+/// Like [`namespaced_bundle`], returning the error instead of panicking.
+pub fn try_namespaced_bundle() -> Result<String, DeployError> {
+    let mut out = format!(
+        "# Generated from deploy/kustomization.yaml by `{BUNDLE_COMMAND}`\n\
+         # (cargo run -q -p kubegres-restore-tests --bin bundle -- --namespaced). Do not edit:\n\
+         # change the files it lists and run `{BUNDLE_COMMAND}` again.\n\
+         #\n\
+         # The namespace-scoped install, for a cluster where restores happen in one\n\
+         # namespace only: deploy/install.yaml with the operator's ClusterRole and\n\
+         # ClusterRoleBinding made a Role and a RoleBinding of {NAMESPACE}, and the\n\
+         # operator watching only that namespace ({WATCH_NAMESPACE_ENV}). Create the\n\
+         # KubegresRestores and their Kubegres clusters in {NAMESPACE}; to use\n\
+         # another namespace, replace {NAMESPACE} throughout. The CRD is\n\
+         # cluster-scoped: applying this file still needs a cluster admin once.\n\
+         #\n\
+         # Install: kubectl apply --server-side -f deploy/install-namespaced.yaml\n"
+    );
+    for (resource, document) in resource_documents()? {
+        let document = namespace_scoped(document);
+        let yaml = serde_saphyr::to_string(&document).map_err(|error| {
+            DeployError::Kustomization(format!("cannot write {resource} back as YAML: {error}"))
+        })?;
+        out.push_str("---\n# Source: ");
+        out.push_str(&resource);
+        out.push('\n');
+        out.push_str(yaml.trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One document of deploy/ as the namespace-scoped install has it: the
+/// operator's ClusterRole becomes a Role of [`NAMESPACE`] with the same
+/// rules, its ClusterRoleBinding a RoleBinding of that Role, and its
+/// Deployment sets [`WATCH_NAMESPACE_ENV`] to its own namespace. Every other
+/// document is unchanged.
+pub fn namespace_scoped(mut document: Value) -> Value {
+    let kind = document["kind"].as_str().unwrap_or_default().to_string();
+    if document["metadata"]["name"].as_str() != Some(OPERATOR) {
+        return document;
+    }
+    match kind.as_str() {
+        "ClusterRole" => {
+            document["kind"] = "Role".into();
+            document["metadata"]["namespace"] = NAMESPACE.into();
+        }
+        "ClusterRoleBinding" => {
+            document["kind"] = "RoleBinding".into();
+            document["metadata"]["namespace"] = NAMESPACE.into();
+            document["roleRef"]["kind"] = "Role".into();
+        }
+        "Deployment" => {
+            let watch = serde_json::json!({
+                "name": WATCH_NAMESPACE_ENV,
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}
+            });
+            if let Some(containers) = document["spec"]["template"]["spec"]["containers"].as_array_mut() {
+                for container in containers.iter_mut().filter(|container| container["name"] == "operator") {
+                    match container["env"].as_array_mut() {
+                        Some(env) => env.push(watch.clone()),
+                        None => container["env"] = Value::Array(vec![watch.clone()]),
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    document
 }
 
 /// Every document of deploy/install.yaml, parsed.
@@ -194,6 +279,25 @@ mod tests {
         let error = check_object(&serde_json::json!({"apiVersion": "v1", "kind": "A"}), "doc 1").unwrap_err();
         assert_eq!(error.to_string(), "doc 1 is not a Kubernetes object: no metadata.name");
         assert_eq!(error.reason(), "InvalidObject");
+    }
+
+    #[test]
+    fn the_namespaced_bundle_grants_the_same_rules_in_one_namespace_only() {
+        let documents = resource_documents().unwrap();
+        let cluster_role = documents.iter().find(|(_, doc)| doc["kind"] == "ClusterRole").unwrap().1.clone();
+        let role = namespace_scoped(cluster_role.clone());
+        assert_eq!((role["kind"].as_str(), role["metadata"]["namespace"].as_str()), (Some("Role"), Some(NAMESPACE)));
+        assert_eq!(role["rules"], cluster_role["rules"]);
+        let binding = documents.iter().find(|(_, doc)| doc["kind"] == "ClusterRoleBinding").unwrap().1.clone();
+        let binding = namespace_scoped(binding);
+        assert_eq!((binding["kind"].as_str(), binding["roleRef"]["kind"].as_str()), (Some("RoleBinding"), Some("Role")));
+        let deployment = documents.iter().find(|(_, doc)| doc["kind"] == "Deployment").unwrap().1.clone();
+        let env = namespace_scoped(deployment)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+        let watch = env.as_array().unwrap().iter().find(|var| var["name"] == WATCH_NAMESPACE_ENV).unwrap();
+        assert_eq!(watch["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+        // Nothing else changes.
+        let namespace = documents.iter().find(|(_, doc)| doc["kind"] == "Namespace").unwrap().1.clone();
+        assert_eq!(namespace_scoped(namespace.clone()), namespace);
     }
 
     #[test]

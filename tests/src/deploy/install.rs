@@ -194,18 +194,62 @@ pub async fn wait_for_crd(admin: &kube::Client, name: &str) -> Result<(), Deploy
 /// # Panics
 /// When the ServiceAccount does not exist or the token is not issued.
 pub async fn operator_token(cp: &ControlPlane) -> String {
+    service_account_token(cp, NAMESPACE, "install_operator_rbac").await
+}
+
+/// A token of the namespace-scoped operator's ServiceAccount in `namespace`.
+/// Call [`install_namespaced_operator_rbac`] first. A secret: never log it.
+///
+/// # Panics
+/// When the ServiceAccount does not exist or the token is not issued.
+pub async fn namespaced_operator_token(cp: &ControlPlane, namespace: &str) -> String {
+    service_account_token(cp, namespace, "install_namespaced_operator_rbac").await
+}
+
+/// Installs the namespace-scoped operator of deploy/install-namespaced.yaml
+/// into `namespace`, as its header tells users to (every [`NAMESPACE`]
+/// replaced): the namespace, the KubegresRestore CRD, the ServiceAccount,
+/// its Roles and RoleBindings. Returns the kinds applied, in order.
+///
+/// # Panics
+/// When the apiserver refuses a document or the CRD is not served in time.
+pub async fn install_namespaced_operator_rbac(admin: &kube::Client, namespace: &str) -> Vec<String> {
+    let result = async {
+        let mut kinds = Vec::new();
+        for document in read_documents(&super::namespaced_install_yaml_path())? {
+            let kind = document["kind"].as_str().unwrap_or_default().to_string();
+            if !INSTALLED_KINDS.contains(&kind.as_str()) {
+                continue;
+            }
+            let text = document.to_string().replace(NAMESPACE, namespace);
+            let moved: Value = serde_json::from_str(&text).map_err(|error| DeployError::Object {
+                what: format!("{kind} moved to {namespace}: {error}"),
+                problem: "not JSON after the move",
+            })?;
+            apply_for_real(admin, &moved).await?;
+            if kind == "CustomResourceDefinition" {
+                wait_for_crd(admin, moved["metadata"]["name"].as_str().unwrap_or_default()).await?;
+            }
+            kinds.push(kind);
+        }
+        Ok::<_, DeployError>(kinds)
+    };
+    result.await.unwrap_or_else(|error| panic!("cannot install deploy/install-namespaced.yaml into {namespace}: {error}"))
+}
+
+async fn service_account_token(cp: &ControlPlane, namespace: &str, install: &str) -> String {
     let admin = cp.client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.expect("an admin client for the control plane");
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin, NAMESPACE);
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin, namespace);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec { expiration_seconds: Some(TOKEN_SECONDS), ..Default::default() }),
         ..Default::default()
     };
     let issued = match accounts.create_token_request(OPERATOR, &PostParams::default(), &request).await {
         Ok(issued) => issued,
-        Err(kube::Error::Api(status)) if status.code == 404 => panic!(
-            "the ServiceAccount {NAMESPACE}/{OPERATOR} does not exist: call harness::deploy::install_operator_rbac first"
-        ),
-        Err(error) => panic!("cannot get a token for the ServiceAccount {NAMESPACE}/{OPERATOR}: {error}"),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            panic!("the ServiceAccount {namespace}/{OPERATOR} does not exist: call harness::deploy::{install} first")
+        }
+        Err(error) => panic!("cannot get a token for the ServiceAccount {namespace}/{OPERATOR}: {error}"),
     };
     issued
         .status

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use harness::deploy::{
     BUNDLE_COMMAND, FIELD_MANAGER, Kustomization, NAMESPACE, OPERATOR, allowed, apply, bundle, bundle_documents,
-    deploy_dir, install_kubegres_crd, install_operator_rbac, install_yaml_path, operator_client, resource_documents,
-    wait_for_crd,
+    deploy_dir, install_kubegres_crd, install_operator_rbac, install_yaml_path, namespace_scoped, namespaced_bundle,
+    namespaced_install_yaml_path, operator_client, read_documents, resource_documents, wait_for_crd,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -36,10 +36,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 // ---------------------------------------------------------------------------
 // The bundle
 
-#[test]
-fn install_yaml_is_generated_from_the_kustomization() {
-    let on_disk = std::fs::read_to_string(install_yaml_path()).expect("deploy/install.yaml exists");
-    let generated = bundle();
+/// Fails, naming the first differing line, when `path` is not `generated`.
+fn assert_generated(path: &std::path::Path, generated: &str) {
+    let on_disk = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     if on_disk != generated {
         let line = on_disk
             .lines()
@@ -47,11 +46,29 @@ fn install_yaml_is_generated_from_the_kustomization() {
             .position(|(a, b)| a != b)
             .unwrap_or_else(|| on_disk.lines().count().min(generated.lines().count()));
         panic!(
-            "deploy/install.yaml differs from what deploy/kustomization.yaml generates (first at line {}): \
-             run `{BUNDLE_COMMAND}`",
+            "{} differs from what deploy/kustomization.yaml generates (first at line {}): run `{BUNDLE_COMMAND}`",
+            path.display(),
             line + 1
         );
     }
+}
+
+#[test]
+fn install_yaml_is_generated_from_the_kustomization() {
+    assert_generated(&install_yaml_path(), &bundle());
+}
+
+#[test]
+fn the_namespaced_install_is_generated_from_the_kustomization() {
+    assert_generated(&namespaced_install_yaml_path(), &namespaced_bundle());
+    // It holds the same objects, namespace-scoped, and no cluster-wide grant.
+    let on_disk = read_documents(&namespaced_install_yaml_path()).unwrap();
+    let expected: Vec<Value> =
+        resource_documents().unwrap().into_iter().map(|(_, doc)| namespace_scoped(doc)).collect();
+    assert!(on_disk == expected, "deploy/install-namespaced.yaml: run `{BUNDLE_COMMAND}`");
+    let kinds: Vec<&str> = on_disk.iter().map(|doc| doc["kind"].as_str().unwrap()).collect();
+    assert!(!kinds.contains(&"ClusterRole") && !kinds.contains(&"ClusterRoleBinding"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|kind| **kind == "Role").count(), 2, "{kinds:?}");
 }
 
 #[test]
@@ -68,6 +85,7 @@ fn the_kustomization_installs_every_manifest_of_deploy_except_the_examples() {
                 }
             } else if path.extension().is_some_and(|ext| ext == "yaml")
                 && path != install_yaml_path()
+                && path != namespaced_install_yaml_path()
                 && path != deploy_dir().join("kustomization.yaml")
             {
                 manifests.insert(path);
@@ -105,7 +123,7 @@ fn the_kustomization_installs_every_manifest_of_deploy_except_the_examples() {
 // What the apiserver accepts
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_document_of_the_bundle_is_accepted_by_a_server_side_dry_run() {
+async fn every_document_of_both_bundles_is_accepted_by_a_server_side_dry_run() {
     let client = admin().await;
     let documents = bundle_documents().unwrap();
     let strict = PatchParams::apply(FIELD_MANAGER).validation_strict();
@@ -117,7 +135,8 @@ async fn every_document_of_the_bundle_is_accepted_by_a_server_side_dry_run() {
         }
     }
     let dry_run = strict.clone().dry_run();
-    for doc in &documents {
+    let namespaced = read_documents(&namespaced_install_yaml_path()).unwrap();
+    for doc in documents.iter().chain(&namespaced) {
         let stored = apply(&client, doc, &dry_run).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(stored.metadata.name.as_deref(), doc["metadata"]["name"].as_str());
         assert_eq!(stored.types.as_ref().unwrap().kind, doc["kind"].as_str().unwrap());

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
-use harness::deploy::{FIELD_MANAGER, NAMESPACE, allowed, operator_client};
+use harness::deploy::{
+    FIELD_MANAGER, NAMESPACE, allowed, install_namespaced_operator_rbac, namespaced_operator_token, operator_client,
+};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -50,9 +52,11 @@ const CLUSTER_WIDE: &[(&str, &str, &[&str])] = &[
     (GROUP, "kubegres", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "pods", &["get", "list", "watch", "create", "delete"]),
     ("", "persistentvolumeclaims", &["list", "delete"]),
-    ("", "serviceaccounts", &["get", "create", "patch", "delete"]),
-    ("rbac.authorization.k8s.io", "roles", &["get", "create", "patch", "delete"]),
-    ("rbac.authorization.k8s.io", "rolebindings", &["get", "create", "patch", "delete"]),
+    ("", "services", &["get"]),
+    ("discovery.k8s.io", "endpointslices", &["list"]),
+    ("", "serviceaccounts", &["get", "create", "delete"]),
+    ("rbac.authorization.k8s.io", "roles", &["get", "create", "delete"]),
+    ("rbac.authorization.k8s.io", "rolebindings", &["get", "create", "delete"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
@@ -70,7 +74,8 @@ const UNTOUCHED: &[(&str, &str)] = &[
     ("", "pods/log"),
     ("", "pods/status"),
     ("", "serviceaccounts/token"),
-    ("", "services"),
+    ("", "services/proxy"),
+    ("", "endpoints"),
     (GROUP, "kubegres/status"),
     ("rbac.authorization.k8s.io", "clusterroles"),
     ("rbac.authorization.k8s.io", "clusterrolebindings"),
@@ -183,6 +188,65 @@ async fn the_operators_rules_are_exactly_deploys_and_no_wildcards() {
         let extra: Vec<_> = granted.difference(&expected).collect();
         let missing: Vec<_> = expected.difference(&granted).collect();
         assert!(extra.is_empty() && missing.is_empty(), "in {namespace}: extra {extra:?}, missing {missing:?}");
+    }
+}
+
+/// The namespace the namespace-scoped install is moved to here (as its
+/// header tells users to do), next to the cluster-wide install.
+const SINGLE_NAMESPACE: &str = "kgr-single";
+
+/// A client of the namespace-scoped operator installed in
+/// [`SINGLE_NAMESPACE`], once its bindings took effect.
+async fn namespaced_operator(cp: &ControlPlane) -> kube::Client {
+    let admin = cp.client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.unwrap();
+    let kinds = install_namespaced_operator_rbac(&admin, SINGLE_NAMESPACE).await;
+    assert_eq!(
+        kinds,
+        ["Namespace", "CustomResourceDefinition", "ServiceAccount", "Role", "Role", "RoleBinding", "RoleBinding"]
+    );
+    let token = namespaced_operator_token(cp, SINGLE_NAMESPACE).await;
+    let client = cp.client_with_token(&token).await.unwrap();
+    harness::wait::until_ok("the namespace-scoped RoleBindings take effect", harness::deploy::SETTLE, || {
+        let client = client.clone();
+        async move {
+            match allowed(&client, "watch", GROUP, "kubegresrestores", Some(SINGLE_NAMESPACE)).await {
+                Ok(true) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_scoped_install_grants_the_same_rules_in_its_namespace_and_nothing_elsewhere() {
+    let cp = control_plane();
+    let operator = namespaced_operator(cp).await;
+    let any_account = plain_service_account(cp).await;
+    // In its namespace: what the cluster-wide install grants everywhere, and the Lease.
+    let everyone = rules(&any_account, SINGLE_NAMESPACE).await;
+    let granted: BTreeSet<_> = rules(&operator, SINGLE_NAMESPACE).await.difference(&everyone).cloned().collect();
+    let mut expected = BTreeSet::new();
+    for (group, resource, verbs) in CLUSTER_WIDE.iter().chain(OWN_NAMESPACE) {
+        for verb in *verbs {
+            expected.insert((group.to_string(), resource.to_string(), verb.to_string(), Vec::new()));
+        }
+    }
+    let extra: Vec<_> = granted.difference(&expected).collect();
+    let missing: Vec<_> = expected.difference(&granted).collect();
+    assert!(extra.is_empty() && missing.is_empty(), "in {SINGLE_NAMESPACE}: extra {extra:?}, missing {missing:?}");
+    // Elsewhere, and across namespaces: nothing.
+    for namespace in ["team-a", NAMESPACE] {
+        let everyone = rules(&any_account, namespace).await;
+        let granted: BTreeSet<_> = rules(&operator, namespace).await.difference(&everyone).cloned().collect();
+        assert!(granted.is_empty(), "in {namespace} the namespace-scoped operator may {granted:?}");
+    }
+    for (group, resource, verbs) in CLUSTER_WIDE {
+        for verb in *verbs {
+            let answer = allowed(&operator, verb, group, resource, None).await.unwrap();
+            assert!(!answer, "{verb} {group}/{resource} in every namespace is allowed to the namespace-scoped operator");
+        }
     }
 }
 

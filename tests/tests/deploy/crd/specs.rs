@@ -207,8 +207,13 @@ pub fn bad_specs() -> Vec<Bad> {
             "uppercase-cluster",
             fork_with(|s| s["clusterName"] = json!("Restored_DB")),
             "spec.clusterName",
-            "spec.clusterName must be a lowercase DNS label: letters, digits and '-', starting with a letter, \
-             at most 63 characters",
+            "spec.clusterName must be a lowercase DNS label: letters, digits and '-', starting with a letter",
+        ),
+        bad(
+            "long-cluster",
+            fork_with(|s| s["clusterName"] = json!("c".repeat(49))),
+            "spec.clusterName",
+            "spec.clusterName must be at most 48 characters: Kubegres names its StatefulSets <name>-<index>",
         ),
         bad(
             "long-database",
@@ -229,6 +234,20 @@ pub fn bad_specs() -> Vec<Bad> {
             fork_with(|s| s["format"] = json!("xml")),
             "spec.format",
             r#"supported values: "auto", "plain", "custom", "directory", "tar""#,
+        ),
+        bad(
+            "too-many-env",
+            fork_with(|s| {
+                s["env"] = Value::Array((0..=proto::crd::MAX_SPEC_ITEMS).map(|i| json!({"name": format!("V{i}")})).collect())
+            }),
+            "spec.env",
+            "must have at most 256 items",
+        ),
+        bad(
+            "huge-env-value",
+            fork_with(|s| s["env"] = json!([{"name": "V", "value": "x".repeat(16 * 1024 + 1)}])),
+            "spec.env[0].value",
+            "may not be more than 16384 bytes",
         ),
     ]
 }
