@@ -43,8 +43,7 @@ async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "cluster-test");
     eventually("the default ServiceAccount", || async { accounts.get_opt("default").await.unwrap() }).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "cluster-test");
-    let root_ca =
-        eventually("kube-root-ca.crt", || async { maps.get_opt("kube-root-ca.crt").await.unwrap() }).await;
+    let root_ca = eventually("kube-root-ca.crt", || async { maps.get_opt("kube-root-ca.crt").await.unwrap() }).await;
     assert_eq!(root_ca.data.unwrap()["ca.crt"], cp.ca_pem());
 
     // ServiceAccount admission gives a Pod exactly the projected token volume.

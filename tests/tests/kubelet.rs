@@ -5,7 +5,8 @@
 //!
 //! - `running`: a restore-agent Pod, env, exit codes and termination messages;
 //! - `volumes`: volumes, /etc/hosts, the private mount namespace, the token;
-//! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop.
+//! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop;
+//! - `features`: the container root, probes, StatefulSet and Job Pods, images.
 
 #[path = "kubelet/support.rs"]
 mod support;
@@ -18,3 +19,6 @@ mod volumes;
 
 #[path = "kubelet/lifecycle.rs"]
 mod lifecycle;
+
+#[path = "kubelet/features.rs"]
+mod features;

@@ -150,9 +150,7 @@ async fn wait_ready(
 async fn readiness(leases: &Api<Lease>, accounts: &Api<ServiceAccount>, maps: &Api<ConfigMap>) -> Result<(), String> {
     for name in ["kube-controller-manager", "kube-scheduler"] {
         let lease = leases.get_opt(name).await.map_err(|e| format!("cannot read the Lease {name}: {e}"))?;
-        let held = lease
-            .and_then(|lease| lease.spec?.holder_identity)
-            .is_some_and(|holder| !holder.is_empty());
+        let held = lease.and_then(|lease| lease.spec?.holder_identity).is_some_and(|holder| !holder.is_empty());
         if !held {
             return Err(format!("{name} holds no Lease kube-system/{name} yet"));
         }

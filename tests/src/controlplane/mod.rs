@@ -41,9 +41,9 @@ pub use binaries::{Binaries, build_script, etcd_version, kube_version};
 pub use controllers::{CONTROLLER_MANAGER_USER, CONTROLLERS, SCHEDULER_USER};
 pub use pki::{ADMIN_GROUP, ADMIN_USER, CertifiedKey};
 
+use controllers::start_controllers;
 use pki::Ca;
 use process::{LoggedProcess, TAIL_LINES};
-use controllers::start_controllers;
 use servers::{start_apiserver, start_etcd};
 
 /// How long etcd and then kube-apiserver may take to become ready.

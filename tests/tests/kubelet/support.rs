@@ -1,8 +1,10 @@
-//! Shared set-up of the process kubelet's tests: one control plane per test
-//! binary; each test gets its own namespace and its own kubelet (its own
-//! Node, directory and pod CIDR) acting as `system:node:<node>` with the
-//! scheduler as `system:kube-scheduler`, so the Node authorizer and RBAC
-//! limit them as in a real cluster. The tests' Pods select their node.
+//! Shared set-up of the process kubelet's tests: one full control plane per
+//! test binary (kube-apiserver, kube-controller-manager, kube-scheduler),
+//! the default StorageClass and the simulated local-path provisioner; each
+//! test gets its own namespace and its own kubelet (its own Node, directory
+//! and pod CIDR) acting as `system:node:<node>`, so the Node authorizer and
+//! NodeRestriction limit it as in a real cluster. The tests' Pods select
+//! their node; kube-scheduler binds them.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use harness::kubelet::{ImageMap, Kubelet, KubeletConfig, Program, pod_init_bin};
+use harness::localcluster::storage::{NodePaths, Provisioner, install_storage_class};
 use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
@@ -20,18 +23,39 @@ use serde_json::{Value, json};
 /// How long a test waits for a Pod to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+/// The control plane of this binary, with the storage every test shares.
+struct Shared {
+    control_plane: ControlPlane,
+    nodes: NodePaths,
+    _runtime: tokio::runtime::Runtime,
+    _provisioner: Provisioner,
+}
 
-/// The control plane shared by the tests of this binary.
-pub fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE.get_or_init(|| {
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
         std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(ControlPlane::start())
+            // The provisioner's task lives on this runtime, not a test's.
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+            let (control_plane, nodes, provisioner) = runtime.block_on(async {
+                let control_plane = ControlPlane::start_cluster().await;
+                install_storage_class(&control_plane.client()).await;
+                let nodes = NodePaths::default();
+                let provisioner = Provisioner::start(control_plane.client(), nodes.clone());
+                (control_plane, nodes, provisioner)
+            });
+            Shared { control_plane, nodes, _runtime: runtime, _provisioner: provisioner }
         })
         .join()
         .unwrap_or_else(|_| panic!("the control plane did not start (see above)"))
     })
+}
+
+/// The control plane shared by the tests of this binary.
+pub fn control_plane() -> &'static ControlPlane {
+    &shared().control_plane
 }
 
 /// The images the tests use: `busybox` is /bin/sh (generic checks), and
@@ -78,9 +102,9 @@ impl World {
             ca_pem: cp.ca_pem().to_string(),
             pod_init: pod_init_bin(),
         };
+        shared().nodes.set(&node, dir.path().join("volumes"));
         let node_client = cp.client_for_user(&format!("system:node:{node}"), &["system:nodes"]).await.unwrap();
-        let scheduler = cp.client_for_user("system:kube-scheduler", &[]).await.unwrap();
-        let kubelet = Kubelet::start(node_client, scheduler, config).await.expect("the kubelet starts");
+        let kubelet = Kubelet::start(node_client, config).await.expect("the kubelet starts");
         World { admin, ns: name.to_string(), node, kubelet: Some(kubelet), dir }
     }
 

@@ -179,15 +179,19 @@ async fn the_service_account_token_reaches_the_apiserver_in_cluster() {
         assert!(log.lines().any(|l| l.trim() == line), "expected {line:?} in\n{log}");
     }
 
-    // Without the ServiceAccount, the token request fails and says why.
+    // Without the ServiceAccount, ServiceAccount admission refuses the Pod.
     let mut spec = sh_spec("true");
     spec["serviceAccountName"] = json!("nobody");
     spec["automountServiceAccountToken"] = json!(true);
-    world.create_pod("no-account", json!({}), spec).await;
-    let pod = world
-        .wait_pod("no-account", "blocked", |pod| waiting(pod, "main").is_some_and(|(r, _)| r != "ContainerCreating"))
-        .await;
-    let (reason, message) = waiting(&pod, "main").unwrap();
-    assert_eq!(reason, "CreateContainerConfigError");
-    assert!(message.contains("\"nobody\""), "{message}");
+    spec["nodeSelector"] = json!({ "kubernetes.io/hostname": world.node });
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "no-account" }, "spec": spec }),
+    )
+    .unwrap();
+    match world.pods().create(&kube::api::PostParams::default(), &pod).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("serviceaccount \"nobody\" not found"), "{}", status.message)
+        }
+        other => panic!("a Pod with a missing ServiceAccount was admitted: {other:?}"),
+    }
 }
