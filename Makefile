@@ -26,6 +26,7 @@ test-unit:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 tests/scripts/module-cycles.py restore-agent/src
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CACHE)/venv/bin/hadolint Dockerfile.agent
 	$(CACHE)/venv/bin/hadolint Dockerfile.operator

@@ -47,12 +47,12 @@ impl Error {
 }
 
 /// Adds the action to a client error.
-pub(crate) trait Context<T> {
+pub(crate) trait During<T> {
     /// Wraps the error with `action` ("get the Pods of db/orders").
     fn during(self, action: impl FnOnce() -> String) -> Result<T, Error>;
 }
 
-impl<T> Context<T> for Result<T, kube::Error> {
+impl<T> During<T> for Result<T, kube::Error> {
     fn during(self, action: impl FnOnce() -> String) -> Result<T, Error> {
         self.map_err(|source| Error::Kube { action: action(), source })
     }

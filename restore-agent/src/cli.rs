@@ -6,11 +6,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use proto::crd::{CompressionChoice, EngineChoice, FormatChoice, OnError};
 
-use crate::decompress::CompressionChoice;
-use crate::engine::{EngineChoice, OnError};
-use crate::format::FormatChoice;
-use crate::source::Pick;
+use crate::error::Error;
+use crate::source::{HttpOptions, Pick, S3Options, SourceOptions};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -83,6 +82,44 @@ pub struct SourceArgs {
     pub http_ca_file: Option<PathBuf>,
 }
 
+impl SourceArgs {
+    /// The source options these arguments and the environment give.
+    pub fn options(&self) -> Result<SourceOptions, Error> {
+        let headers = match std::env::var(&self.http_headers_env) {
+            Ok(text) => parse_headers(&text)?,
+            Err(_) => Vec::new(),
+        };
+        Ok(SourceOptions {
+            pick: self.pick,
+            s3: S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                ..Default::default()
+            },
+            http: HttpOptions { headers, ca_file: self.http_ca_file.clone() },
+            ..Default::default()
+        })
+    }
+}
+
+/// `Name: value` per line; blank lines and `#` comments ignored.
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            // Do not echo the line: it may hold a token.
+            return Err(Error::Usage(format!("HTTP header line {} has no ':' (expected `Name: value`)", i + 1)));
+        };
+        out.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
@@ -126,7 +163,7 @@ pub struct RestoreArgs {
     pub create_database: bool,
     /// With --create-database: what marks the database as this restore's (the operator passes the
     /// KubegresRestore's UID). 1 to 63 characters out of A-Z a-z 0-9 . _ -
-    #[arg(long, env = "RESTORE_AGENT_CREATE_DATABASE_MARKER", default_value = crate::target::DEFAULT_MARKER,
+    #[arg(long, env = "RESTORE_AGENT_CREATE_DATABASE_MARKER", default_value = crate::postgres::DEFAULT_MARKER,
           value_parser = parse_marker)]
     pub create_database_marker: String,
     /// With --create-database: the database to connect to while creating (or dropping) the target database.
@@ -183,7 +220,7 @@ pub enum ProgressMode {
 }
 
 fn parse_marker(s: &str) -> Result<String, String> {
-    crate::target::validate_marker(s).map(|()| s.to_string())
+    crate::postgres::validate_marker(s).map(|()| s.to_string())
 }
 
 fn parse_sha256(s: &str) -> Result<String, String> {
@@ -259,59 +296,67 @@ mod tests {
         }
     }
 
-    /// Every string value a JSON schema allows (`enum` lists and `const`s).
-    fn schema_values(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if let Some(serde_json::Value::String(c)) = m.get("const") {
-                    out.push(c.clone());
-                }
-                if let Some(serde_json::Value::Array(e)) = m.get("enum") {
-                    out.extend(e.iter().filter_map(|x| x.as_str().map(String::from)));
-                }
-                m.values().for_each(|x| schema_values(x, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| schema_values(x, out)),
-            _ => {}
+    /// The operator passes a KubegresRestore's knobs to the agent with
+    /// `as_arg()`: for every value, that must be the value the command line
+    /// takes for it, and the value the CRD stores.
+    fn assert_same_values<T>()
+    where
+        T: ValueEnum + serde::Serialize + std::fmt::Debug,
+    {
+        for v in T::value_variants() {
+            let cli = v.to_possible_value().expect("no value is hidden from the command line");
+            let crd = serde_json::to_value(v).unwrap();
+            let arg = cli.get_name();
+            assert_eq!(crd, serde_json::Value::String(arg.to_string()), "{v:?}: the CRD and the command line disagree");
+            assert!(T::from_str(arg, false).is_ok(), "{v:?}");
         }
     }
 
-    /// The operator passes a KubegresRestore's knobs to the agent with
-    /// `as_arg()`: each CRD value must be exactly one of the agent's values, and
-    /// each agent value must be reachable from the CRD.
-    fn assert_same_values<C, A>(as_arg: impl Fn(&C) -> &'static str)
-    where
-        C: schemars::JsonSchema + serde::de::DeserializeOwned,
-        A: ValueEnum,
-    {
-        let mut crd = Vec::new();
-        schema_values(schemars::schema_for!(C).as_value(), &mut crd);
-        let mut from_crd: Vec<String> = crd
-            .iter()
-            .map(|v| {
-                let c: C = serde_json::from_value(serde_json::Value::String(v.clone())).unwrap();
-                let arg = as_arg(&c);
-                assert!(A::from_str(arg, false).is_ok(), "the CRD value {v} maps to --{arg}, which the agent rejects");
-                arg.to_string()
-            })
-            .collect();
-        from_crd.sort();
-        from_crd.dedup();
-        let mut agent: Vec<String> = A::value_variants()
-            .iter()
-            .filter_map(|v| v.to_possible_value())
-            .map(|p| p.get_name().to_string())
-            .collect();
-        agent.sort();
-        assert_eq!(from_crd, agent, "the CRD and the agent's command line disagree");
+    #[test]
+    fn the_crd_values_are_the_command_line_values() {
+        assert_same_values::<FormatChoice>();
+        assert_same_values::<CompressionChoice>();
+        assert_same_values::<EngineChoice>();
+        assert_same_values::<OnError>();
+        for v in FormatChoice::ALL {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.as_arg());
+        }
+        for v in CompressionChoice::ALL {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.as_arg());
+        }
+        for v in EngineChoice::ALL {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.as_arg());
+        }
+        for v in OnError::ALL {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.as_arg());
+        }
+        assert_eq!(FormatChoice::value_variants().len(), FormatChoice::ALL.len());
+        assert_eq!(CompressionChoice::value_variants().len(), CompressionChoice::ALL.len());
+        assert_eq!(EngineChoice::value_variants().len(), EngineChoice::ALL.len());
+        assert_eq!(OnError::value_variants().len(), OnError::ALL.len());
     }
 
     #[test]
-    fn the_crd_knobs_are_the_agent_values() {
-        use proto::crd::{Compression, DumpFormat, Engine, OnError as CrdOnError};
-        assert_same_values::<DumpFormat, FormatChoice>(|c| c.as_arg());
-        assert_same_values::<Compression, CompressionChoice>(|c| c.as_arg());
-        assert_same_values::<Engine, EngineChoice>(|c| c.as_arg());
-        assert_same_values::<CrdOnError, OnError>(|c| c.as_arg());
+    fn the_command_line_values_are_the_documented_ones() {
+        let names = |v: &[clap::builder::PossibleValue]| v.iter().map(|p| p.get_name().to_string()).collect::<Vec<_>>();
+        let of = |id: &str| {
+            use clap::CommandFactory;
+            let cmd = Cli::command();
+            let restore = cmd.find_subcommand("restore").unwrap().clone();
+            let arg = restore.get_arguments().find(|a| a.get_id() == id).unwrap().clone();
+            names(&arg.get_possible_values())
+        };
+        assert_eq!(of("format"), ["auto", "plain", "custom", "directory", "tar"]);
+        assert_eq!(of("compression"), ["auto", "none", "gzip", "zstd", "lz4"]);
+        assert_eq!(of("engine"), ["auto", "native", "pg-tools"]);
+        assert_eq!(of("on_error"), ["stop", "continue"]);
+    }
+
+    #[test]
+    fn headers_parse_without_echoing_secrets() {
+        let h = parse_headers("Authorization: Bearer abc\n\n# note\nX-Key: v:w\n").unwrap();
+        assert_eq!(h, vec![("Authorization".into(), "Bearer abc".into()), ("X-Key".into(), "v:w".into())]);
+        let e = parse_headers("Bearer-token-without-colon").unwrap_err();
+        assert!(!e.to_string().contains("Bearer-token"), "{e}");
     }
 }

@@ -6,23 +6,12 @@
 
 use std::io::{self, BufRead, Read};
 
-use clap::ValueEnum;
-use serde::Serialize;
+use proto::crd::CompressionChoice;
 
-/// How the stored bytes are compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How the stored bytes are compressed, as detected (or forced with
+/// `--compression`, a [`CompressionChoice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-    Lz4,
-}
-
-/// `--compression`: a compression, or detection by magic bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum CompressionChoice {
-    Auto,
     None,
     Gzip,
     Zstd,
@@ -57,16 +46,15 @@ impl Compression {
     }
 }
 
-impl CompressionChoice {
-    /// The compression to use for a stream starting with `head`.
-    pub fn resolve(self, head: &[u8]) -> Compression {
-        match self {
-            CompressionChoice::Auto => Compression::detect(head),
-            CompressionChoice::None => Compression::None,
-            CompressionChoice::Gzip => Compression::Gzip,
-            CompressionChoice::Zstd => Compression::Zstd,
-            CompressionChoice::Lz4 => Compression::Lz4,
-        }
+/// The compression to use for a stream starting with `head`: the forced
+/// one, or the one its magic bytes tell.
+pub fn resolve(choice: CompressionChoice, head: &[u8]) -> Compression {
+    match choice {
+        CompressionChoice::Auto => Compression::detect(head),
+        CompressionChoice::None => Compression::None,
+        CompressionChoice::Gzip => Compression::Gzip,
+        CompressionChoice::Zstd => Compression::Zstd,
+        CompressionChoice::Lz4 => Compression::Lz4,
     }
 }
 
@@ -165,7 +153,7 @@ impl<'a> Decoded<'a> {
 impl Read for Decoded<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
-            if self.compression == Compression::None || crate::integrity::is_source_error(&e) {
+            if self.compression == Compression::None || crate::source::is_source_error(&e) {
                 e
             } else {
                 io::Error::other(DecompressError::from_io(self.compression, e))

@@ -1,14 +1,23 @@
 //! The agent's top-level error: every failure maps to one documented exit code
 //! and one short reason, and renders as one sentence that names the problem.
+//!
+//! The modules below own their errors; this is the one place that decides
+//! what each of them means to the caller: the exit code (`proto::ExitCode`)
+//! and the reason written into the KubegresRestore's status.
+
+use std::io;
 
 use proto::{ExitCode, RestoreFailure};
 
 use crate::archive::ArchiveError;
 use crate::decompress::DecompressError;
+use crate::dump::DumpError;
+use crate::engine::EngineError;
 use crate::engine::pg_tools::ToolingError;
-use crate::source::SourceError;
-use crate::sql::SplitError;
-use crate::target::TargetError;
+use crate::format::FormatError;
+use crate::integrity::ChecksumError;
+use crate::postgres::TargetError;
+use crate::source::{SourceError, SourceIoError};
 
 /// Everything that can end a run of the agent with a non-zero status.
 #[derive(Debug, thiserror::Error)]
@@ -18,10 +27,10 @@ pub enum Error {
     Usage(String),
     /// The source could not be read.
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(SourceError),
     /// The bytes are not a usable dump (corrupt, truncated, unknown format).
     #[error(transparent)]
-    Dump(#[from] DumpError),
+    Dump(DumpError),
     /// The target failed or refused.
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -31,42 +40,6 @@ pub enum Error {
     /// A bug or an unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// The dump itself is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum DumpError {
-    #[error("the source is empty (0 bytes)")]
-    Empty,
-    #[error("the source is not a PostgreSQL dump: {0}")]
-    NotADump(String),
-    #[error(transparent)]
-    Decompress(#[from] DecompressError),
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    #[error(transparent)]
-    Script(#[from] SplitError),
-    #[error("the dump is truncated: {0}")]
-    Truncated(String),
-    #[error("checksum mismatch: expected sha256 {expected}, the source has {actual}")]
-    ChecksumMismatch { expected: String, actual: String },
-    #[error("error reading the source: {0}")]
-    Read(#[source] std::io::Error),
-}
-
-impl DumpError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DumpError::Empty => "EmptySource",
-            DumpError::NotADump(_) => "NotADump",
-            DumpError::Decompress(e) => e.reason(),
-            DumpError::Archive(e) => e.reason(),
-            DumpError::Script(e) => e.reason(),
-            DumpError::Truncated(_) => "TruncatedDump",
-            DumpError::ChecksumMismatch { .. } => "ChecksumMismatch",
-            DumpError::Read(_) => "SourceReadError",
-        }
-    }
 }
 
 impl Error {
@@ -89,7 +62,7 @@ impl Error {
         match self {
             Error::Usage(_) => "InvalidUsage",
             Error::Source(e) => e.reason(),
-            Error::Dump(e) => e.reason(),
+            Error::Dump(e) => dump_reason(e),
             Error::Target(e) => e.reason(),
             Error::Tooling(e) => e.reason(),
             Error::Internal(_) => "InternalError",
@@ -118,9 +91,66 @@ impl Error {
     }
 }
 
-impl From<SplitError> for Error {
-    fn from(e: SplitError) -> Self {
-        Error::Dump(DumpError::Script(e))
+fn dump_reason(e: &DumpError) -> &'static str {
+    match e {
+        DumpError::Source(e) => e.reason(),
+        DumpError::Format(FormatError::Empty) => "EmptySource",
+        DumpError::Format(FormatError::NotADump(_)) => "NotADump",
+        DumpError::Decompress(e) => e.reason(),
+        DumpError::Archive(ArchiveError::Read(e)) => io_reason(e),
+        DumpError::Archive(e) => e.reason(),
+        DumpError::Script(e) => e.reason(),
+        DumpError::Truncated(_) => "TruncatedDump",
+        DumpError::Checksum(ChecksumError::Mismatch { .. }) => "ChecksumMismatch",
+        DumpError::Checksum(ChecksumError::Unfinished) | DumpError::Internal(_) => "InternalError",
+        DumpError::Read(_) => "SourceReadError",
+    }
+}
+
+/// The reason of an I/O error from the reading side: the source's or the
+/// decoder's it carries, else a read error.
+fn io_reason(e: &io::Error) -> &'static str {
+    let inner = e.get_ref();
+    if let Some(s) = inner.and_then(|i| i.downcast_ref::<SourceIoError>()) {
+        s.0.reason()
+    } else if let Some(d) = inner.and_then(|i| i.downcast_ref::<DecompressError>()) {
+        d.reason()
+    } else {
+        "SourceReadError"
+    }
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        Error::Source(e)
+    }
+}
+
+impl From<DumpError> for Error {
+    fn from(e: DumpError) -> Self {
+        match e {
+            DumpError::Source(s) => Error::Source(s),
+            DumpError::Checksum(c @ ChecksumError::Unfinished) => Error::Internal(c.to_string()),
+            DumpError::Internal(m) => Error::Internal(m),
+            other => Error::Dump(other),
+        }
+    }
+}
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Target(t) => Error::Target(t),
+            EngineError::Tooling(t) => Error::Tooling(t),
+            EngineError::Dump(d) => d.into(),
+            EngineError::Internal(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Error::Dump(DumpError::Format(e))
     }
 }
 
@@ -130,8 +160,65 @@ impl From<ArchiveError> for Error {
     }
 }
 
-impl From<DecompressError> for Error {
-    fn from(e: DecompressError) -> Self {
-        Error::Dump(DumpError::Decompress(e))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layer_keeps_its_exit_code_and_reason() {
+        let cases: Vec<(Error, ExitCode, &str)> = vec![
+            (Error::Usage("x".into()), ExitCode::Usage, "InvalidUsage"),
+            (SourceError::Invalid("x".into()).into(), ExitCode::Source, "InvalidSource"),
+            (DumpError::Source(SourceError::Invalid("x".into())).into(), ExitCode::Source, "InvalidSource"),
+            (FormatError::Empty.into(), ExitCode::Source, "EmptySource"),
+            (FormatError::NotADump("x".into()).into(), ExitCode::Source, "NotADump"),
+            (DumpError::Truncated("x".into()).into(), ExitCode::Source, "TruncatedDump"),
+            (
+                DumpError::from(ChecksumError::Mismatch { expected: "a".into(), actual: "b".into() }).into(),
+                ExitCode::Source,
+                "ChecksumMismatch",
+            ),
+            (DumpError::from(ChecksumError::Unfinished).into(), ExitCode::Internal, "InternalError"),
+            (
+                DumpError::Decompress(DecompressError::Truncated { compression: "gzip" }).into(),
+                ExitCode::Source,
+                "TruncatedDump",
+            ),
+            (
+                ArchiveError::Read(io::Error::other(DecompressError::Truncated { compression: "zstd" })).into(),
+                ExitCode::Source,
+                "TruncatedDump",
+            ),
+            (
+                ArchiveError::Read(SourceError::Http { status: 404, url: "u".into() }.into_io()).into(),
+                ExitCode::Source,
+                "SourceNotFound",
+            ),
+            (TargetError::NotEmpty { what: "x".into() }.into(), ExitCode::TargetNotEmpty, "TargetNotEmpty"),
+            (TargetError::DatabaseExists { dbname: "x".into() }.into(), ExitCode::TargetNotEmpty, "TargetNotEmpty"),
+            (TargetError::Config("x".into()).into(), ExitCode::Usage, "InvalidTarget"),
+            (
+                EngineError::Target(TargetError::Lost { target: "t".into(), message: "m".into() }).into(),
+                ExitCode::Target,
+                "ConnectionLost",
+            ),
+            (
+                EngineError::Tooling(ToolingError::Missing { tool: "psql".into() }).into(),
+                ExitCode::Tooling,
+                "ToolMissing",
+            ),
+            (EngineError::Internal("x".into()).into(), ExitCode::Internal, "InternalError"),
+        ];
+        for (e, code, reason) in cases {
+            assert_eq!((e.exit_code(), e.reason()), (code, reason), "{e}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_say_so_once() {
+        let e = Error::from(DumpError::from(ChecksumError::Unfinished));
+        assert_eq!(e.to_string(), "internal error: the source was not read to its end; cannot verify its checksum");
+        let e = Error::from(EngineError::Internal("the dump reader stopped without a verdict".into()));
+        assert_eq!(e.to_string(), "internal error: the dump reader stopped without a verdict");
     }
 }

@@ -9,23 +9,24 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::sync::Arc;
 
+use proto::crd::FormatChoice;
 use serde::Serialize;
-use tokio_util::io::SyncIoBridge;
 
 use crate::archive::{self, ArchiveSummary};
 use crate::cli::InspectArgs;
-use crate::error::{DumpError, Error};
-use crate::format::{DumpFormat, FormatChoice};
-use crate::integrity::{ByteCounter, Hashing};
+use crate::dump::trailer::Trailer;
+use crate::dump::{self, DumpDirectory, DumpError, DumpStream, Opened, ReadOptions};
+use crate::error::Error;
+use crate::format::Format;
+use crate::integrity::ByteCounter;
 use crate::progress::{Tracker, human_bytes};
-use crate::restore::{self, format_name};
-use crate::source::{self, Resolved, SourceLocation};
+use crate::source::SourceLocation;
 use crate::sql::{Event, Splitter};
 
 /// Everything inspect tells.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InspectReport {
+pub(crate) struct InspectReport {
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
@@ -46,7 +47,7 @@ pub struct InspectReport {
 /// What a plain or pg_dumpall script contains.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ScriptSummary {
+pub(crate) struct ScriptSummary {
     pub statements: u64,
     pub copy_blocks: u64,
     pub rows: u64,
@@ -69,87 +70,79 @@ pub async fn run(args: &InspectArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
+pub(crate) async fn inspect(args: &InspectArgs) -> Result<InspectReport, Error> {
     let location = SourceLocation::parse(&args.source.source)?;
-    let opts = restore::source_options(&args.source)?;
-    match source::resolve(&location, &opts).await? {
-        Resolved::Directory { path, display: shown, size, staging } => {
-            let toc = std::fs::read(path.join("toc.dat"))
-                .map_err(|e| DumpError::NotADump(format!("cannot read toc.dat of the directory dump: {e}")))?;
-            let (mut header, entries) = archive::read_header_and_toc(&mut &toc[..])?;
-            // A directory's toc.dat carries the tar format code.
-            header.format = DumpFormat::Directory;
-            drop(staging);
-            Ok(InspectReport {
-                source: shown,
-                size,
-                compression: header.compression.clone(),
-                format: "directory".into(),
-                server_version: Some(header.server_version.clone()),
-                pg_dump_version: Some(header.pg_dump_version.clone()),
-                archive: Some(archive::summarize(&header, &entries)),
-                script: None,
-                sha256: None,
-            })
-        }
-        Resolved::Stream(opened) => {
-            let counter = Arc::new(ByteCounter::default());
-            let (hashing, digest) = Hashing::new(opened.reader, counter.clone(), true);
-            let bridge = SyncIoBridge::new(hashing);
-            let tracker = Tracker::new(counter, opened.size);
-            let compression = args.compression;
-            let t = tracker.clone();
-            let (prepared_compression, format, server, dumper, archive_summary, script) =
-                tokio::task::spawn_blocking(move || -> Result<_, Error> {
-                    let prepared = restore::prepare(bridge, compression, FormatChoice::Auto, t.clone())?;
-                    let (server, dumper) = script_versions(&prepared.head);
-                    let format = prepared.format;
-                    let mut reader = prepared.reader;
-                    match format {
-                        DumpFormat::Custom | DumpFormat::Tar => {
-                            if format == DumpFormat::Tar {
-                                // toc.dat is the tar's first member: skip its 512-byte header.
-                                let mut tar_header = [0u8; 512];
-                                reader.read_exact(&mut tar_header).map_err(restore::map_io)?;
-                            }
-                            let (h, toc) = archive::read_header_and_toc(&mut reader)?;
-                            drain(&mut reader)?;
-                            let s = archive::summarize(&h, &toc);
-                            Ok((
-                                prepared.compression,
-                                format,
-                                Some(h.server_version),
-                                Some(h.pg_dump_version),
-                                Some(s),
-                                None,
-                            ))
-                        }
-                        _ => {
-                            let script = summarize_script(reader, &t)?;
-                            Ok((prepared.compression, format, server, dumper, None, Some(script)))
-                        }
-                    }
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("reader thread failed: {e}")))??;
-            Ok(InspectReport {
-                source: opened.display,
-                size: opened.size,
-                compression: prepared_compression.name().into(),
-                format: format_name(format).trim_start_matches("a ").into(),
-                server_version: server,
-                pg_dump_version: dumper,
-                archive: archive_summary,
-                script,
-                sha256: digest.get().cloned(),
-            })
-        }
+    let source_options = args.source.options()?;
+    let counter = Arc::new(ByteCounter::default());
+    let tracker = Tracker::new(counter.clone(), None);
+    let read = ReadOptions { compression: args.compression, format: FormatChoice::Auto, hash: true };
+    match dump::open(&location, &source_options, read, counter, tracker.clone()).await? {
+        Opened::Directory(dir) => inspect_directory(dir),
+        Opened::Stream(stream) => inspect_stream(stream, tracker).await,
     }
 }
 
+/// A directory-format dump, from its toc.dat.
+fn inspect_directory(dir: DumpDirectory) -> Result<InspectReport, Error> {
+    let toc = std::fs::read(dir.path.join("toc.dat"))
+        .map_err(|e| DumpError::not_a_dump(format!("cannot read toc.dat of the directory dump: {e}")))?;
+    let (mut header, entries) = archive::read_header_and_toc(&mut &toc[..])?;
+    // A directory's toc.dat carries the tar format code.
+    header.format = Format::Directory;
+    Ok(InspectReport {
+        source: dir.display,
+        size: dir.size,
+        compression: header.compression.clone(),
+        format: "directory".into(),
+        server_version: Some(header.server_version.clone()),
+        pg_dump_version: Some(header.pg_dump_version.clone()),
+        archive: Some(archive::summarize(&header, &entries)),
+        script: None,
+        sha256: None,
+    })
+}
+
+/// A stream: an archive from its header and TOC, a script from end to end.
+async fn inspect_stream(stream: DumpStream, tracker: Arc<Tracker>) -> Result<InspectReport, Error> {
+    let DumpStream { display, size, compression, format, head, mut reader, digest } = stream;
+    let (server, dumper) = script_versions(&head);
+    let (server, dumper, archive_summary, script) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        match format {
+            Format::Custom | Format::Tar => {
+                if format == Format::Tar {
+                    // toc.dat is the tar's first member: skip its 512-byte header.
+                    let mut tar_header = [0u8; 512];
+                    reader.read_exact(&mut tar_header).map_err(DumpError::from_io)?;
+                }
+                let (h, toc) = archive::read_header_and_toc(&mut reader)?;
+                drain(&mut reader)?;
+                let s = archive::summarize(&h, &toc);
+                Ok((Some(h.server_version), Some(h.pg_dump_version), Some(s), None))
+            }
+            _ => {
+                let script = summarize_script(reader, format == Format::PgDumpAll, &tracker)?;
+                Ok((server, dumper, None, Some(script)))
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("reader thread failed: {e}")))??;
+    Ok(InspectReport {
+        source: display,
+        size,
+        compression: compression.name().into(),
+        format: format.description().into(),
+        server_version: server,
+        pg_dump_version: dumper,
+        archive: archive_summary,
+        script,
+        sha256: digest.get().cloned(),
+    })
+}
+
 /// Reads to the end, so the whole source is hashed and known to decompress.
-fn drain(r: &mut dyn BufRead) -> Result<(), Error> {
-    std::io::copy(r, &mut std::io::sink()).map_err(restore::map_io)?;
+fn drain(r: &mut dyn BufRead) -> Result<(), DumpError> {
+    std::io::copy(r, &mut std::io::sink()).map_err(DumpError::from_io)?;
     Ok(())
 }
 
@@ -163,20 +156,21 @@ fn script_versions(head: &[u8]) -> (Option<String>, Option<String>) {
     )
 }
 
-fn summarize_script(reader: Box<dyn BufRead + Send>, tracker: &Tracker) -> Result<ScriptSummary, Error> {
+/// What a script holds; `cluster` for a pg_dumpall script, complete only
+/// with pg_dumpall's trailer (the rule a restore applies).
+fn summarize_script(
+    reader: Box<dyn BufRead + Send>,
+    cluster: bool,
+    tracker: &Tracker,
+) -> Result<ScriptSummary, DumpError> {
     let mut s = ScriptSummary::default();
     let mut splitter = Splitter::new(reader);
-    let mut trailer = false;
-    while let Some(ev) = splitter.next_event().map_err(restore::split_error)? {
+    let mut trailer = Trailer::default();
+    while let Some(ev) = splitter.next_event()? {
+        trailer.see(&ev);
         match ev {
-            Event::Statement { .. } => {
-                s.statements += 1;
-                trailer = false;
-            }
-            Event::CopyStart { .. } => {
-                s.copy_blocks += 1;
-                trailer = false;
-            }
+            Event::Statement { .. } => s.statements += 1,
+            Event::CopyStart { .. } => s.copy_blocks += 1,
             Event::CopyEnd { rows } => s.rows += rows,
             Event::Connect { dbname, .. } => {
                 if s.databases.last() != Some(&dbname) {
@@ -184,11 +178,10 @@ fn summarize_script(reader: Box<dyn BufRead + Send>, tracker: &Tracker) -> Resul
                 }
             }
             Event::Object { kind, .. } => *s.objects.entry(kind).or_default() += 1,
-            Event::DumpComplete { .. } => trailer = true,
-            Event::CopyData(_) | Event::Encoding { .. } => {}
+            Event::DumpComplete { .. } | Event::CopyData(_) | Event::Encoding { .. } => {}
         }
     }
-    s.complete = trailer;
+    s.complete = trailer.verdict(cluster).is_ok();
     s.uncompressed_bytes = tracker.snapshot().bytes_uncompressed;
     Ok(s)
 }

@@ -1,12 +1,13 @@
-//! Counts and hashes the stored (compressed) bytes as they stream past.
+//! Counts and hashes the stored (compressed) bytes as they stream past, and
+//! checks the digest against `--sha256`.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Shared counter of bytes read from the source.
@@ -22,17 +23,6 @@ impl ByteCounter {
     }
 }
 
-/// An error raised by the source (not by a decoder), marked so that the
-/// decoder layer passes it through unchanged.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceIoError(pub crate::source::SourceError);
-
-/// Whether `e` carries a [`SourceIoError`].
-pub fn is_source_error(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<SourceIoError>())
-}
-
 /// Wraps a source reader: counts bytes into a shared counter and, when asked,
 /// hashes them with SHA-256. The digest is published once the stream reaches
 /// its end.
@@ -40,13 +30,38 @@ pub struct Hashing<R> {
     inner: R,
     counter: Arc<ByteCounter>,
     hasher: Option<Sha256>,
-    digest: Arc<std::sync::OnceLock<String>>,
+    digest: Digest,
 }
 
+/// The SHA-256 of the stored bytes (lower-case hex), set once the stream
+/// reached its end.
+pub type Digest = Arc<OnceLock<String>>;
+
 impl<R> Hashing<R> {
-    pub fn new(inner: R, counter: Arc<ByteCounter>, hash: bool) -> (Self, Arc<std::sync::OnceLock<String>>) {
-        let digest = Arc::new(std::sync::OnceLock::new());
+    pub fn new(inner: R, counter: Arc<ByteCounter>, hash: bool) -> (Self, Digest) {
+        let digest = Arc::new(OnceLock::new());
         (Hashing { inner, counter, hasher: hash.then(Sha256::new), digest: digest.clone() }, digest)
+    }
+}
+
+/// The stored bytes are not the ones `--sha256` expects.
+#[derive(Debug, thiserror::Error)]
+pub enum ChecksumError {
+    #[error("checksum mismatch: expected sha256 {expected}, the source has {actual}")]
+    Mismatch { expected: String, actual: String },
+    /// The check ran before the stream ended: a bug in the caller.
+    #[error("the source was not read to its end; cannot verify its checksum")]
+    Unfinished,
+}
+
+/// Checks the digest of a stream that reached its end against `expected`
+/// (any case); nothing to check without an expected digest.
+pub fn verify(expected: Option<&str>, digest: &Digest) -> Result<(), ChecksumError> {
+    let Some(expected) = expected else { return Ok(()) };
+    match digest.get() {
+        Some(actual) if actual.eq_ignore_ascii_case(expected) => Ok(()),
+        Some(actual) => Err(ChecksumError::Mismatch { expected: expected.to_string(), actual: actual.clone() }),
+        None => Err(ChecksumError::Unfinished),
     }
 }
 
@@ -85,5 +100,20 @@ mod tests {
         assert_eq!(out, data);
         assert_eq!(counter.get(), data.len() as u64);
         assert_eq!(digest.get().unwrap(), &hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn checksum_verdicts() {
+        let digest: Digest = Arc::new(OnceLock::new());
+        let expected = "ab".repeat(32);
+        assert!(matches!(verify(Some(&expected), &digest), Err(ChecksumError::Unfinished)));
+        assert!(verify(None, &digest).is_ok());
+        digest.set("cd".repeat(32)).unwrap();
+        let e = verify(Some(&expected), &digest).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("checksum mismatch: expected sha256 {expected}, the source has {}", "cd".repeat(32))
+        );
+        assert!(verify(Some(&"CD".repeat(32)), &digest).is_ok());
     }
 }

@@ -16,7 +16,7 @@ use crate::integrity::ByteCounter;
 
 /// Shared, cheap-to-update restore counters.
 #[derive(Debug)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     bytes_read: Arc<ByteCounter>,
     /// The source size; `u64::MAX` while unknown.
     bytes_total: AtomicU64,
@@ -47,7 +47,8 @@ impl Tracker {
         })
     }
 
-    /// A tracker for tests and tools that do not read a source.
+    /// A tracker for tests that do not read a source.
+    #[cfg(test)]
     pub fn detached() -> Arc<Tracker> {
         Tracker::new(Arc::new(ByteCounter::default()), None)
     }
@@ -99,10 +100,6 @@ impl Tracker {
         self.rows.load(Ordering::Relaxed)
     }
 
-    pub fn warnings(&self) -> u64 {
-        self.warnings.load(Ordering::Relaxed)
-    }
-
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.get()
     }
@@ -143,7 +140,7 @@ impl Tracker {
 }
 
 /// `1.5 GiB`, `12.0 MiB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -158,7 +155,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// `1h 2m 3s`, `2m 5s`, `7s`.
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
     match (h, m) {
@@ -210,7 +207,7 @@ pub trait ProgressSink: Send {
 }
 
 /// Runs sinks until [`Reporter::finish`].
-pub struct Reporter {
+pub(crate) struct Reporter {
     stop: tokio::sync::watch::Sender<Option<Outcome>>,
     task: tokio::task::JoinHandle<()>,
 }

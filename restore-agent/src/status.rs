@@ -14,7 +14,6 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use proto::{AGENT_FIELD_MANAGER, RestoreProgress};
 use serde_json::json;
 
-use crate::error::Error;
 use crate::progress::{Outcome, ProgressSink};
 
 use proto::crd::{GROUP, KIND, PLURAL, VERSION};
@@ -44,6 +43,13 @@ impl std::str::FromStr for ResourceRef {
     }
 }
 
+/// The status cannot be reported (the restore goes on without it).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot reach the Kubernetes API to report status: {0}")]
+    Connect(#[source] kube::Error),
+}
+
 /// Applies progress to the status subresource.
 pub struct StatusSink {
     api: Api<DynamicObject>,
@@ -55,10 +61,8 @@ pub struct StatusSink {
 
 impl StatusSink {
     /// Connects with the in-cluster configuration (or KUBECONFIG outside a Pod).
-    pub async fn connect(resource: &ResourceRef, interval: Duration) -> Result<StatusSink, Error> {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| Error::Usage(format!("cannot reach the Kubernetes API to report status: {e}")))?;
+    pub async fn connect(resource: &ResourceRef, interval: Duration) -> Result<StatusSink, StatusError> {
+        let client = kube::Client::try_default().await.map_err(StatusError::Connect)?;
         let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
         let ar = ApiResource::from_gvk_with_plural(&gvk, PLURAL);
         Ok(StatusSink {

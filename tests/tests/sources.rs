@@ -411,7 +411,7 @@ async fn http_range_ignored_on_resume_fails_clearly() {
     let Resolved::Stream(mut s) = resolve_str(&server.url("/dump"), &opts()).await.unwrap() else { panic!() };
     let mut out = Vec::new();
     let e = s.reader.read_to_end(&mut out).await.unwrap_err();
-    assert!(restore_agent::integrity::is_source_error(&e), "{e}");
+    assert!(restore_agent::source::is_source_error(&e), "{e}");
     assert_eq!(
         e.to_string(),
         format!(

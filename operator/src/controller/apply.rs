@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::decide::{Action, Decision, EventType, MANAGED_BY_RESTORE_LABEL, Observed, children_name};
-use crate::error::{Context as _, Error, is_already_exists, is_not_found};
+use crate::error::{During as _, Error, is_already_exists, is_not_found};
 use crate::kubegres;
 
 /// Writes the status (when it changed), then performs the actions: in

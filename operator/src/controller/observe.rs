@@ -18,7 +18,7 @@ use crate::decide::{
     AGENT_CONTAINER, ATTEMPT_LABEL, Children, MANAGED_BY_RESTORE_LABEL, Observed, PodPhase, RESTORE_LABEL, RestorePod,
     TargetCluster, children_name,
 };
-use crate::error::{Context as _, Error};
+use crate::error::{During as _, Error};
 use crate::kubegres;
 
 /// Reads the world of the restore `namespace/name`; `None` when the restore

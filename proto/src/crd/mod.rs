@@ -26,7 +26,9 @@ pub use source::{
     CaSecret, ClusterSource, DataSource, FileSource, HeadersSecret, HttpSource, S3CredentialsSecret, S3Source,
     Snapshot, SourceKind, public_url,
 };
-pub use spec::{AgentSpec, Compression, DumpFormat, Engine, KubegresRestore, KubegresRestoreSpec, OnError, PullPolicy};
+pub use spec::{
+    AgentSpec, CompressionChoice, EngineChoice, FormatChoice, KubegresRestore, KubegresRestoreSpec, OnError, PullPolicy,
+};
 pub use status::{
     CONDITION_FAILED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SPEC_CHANGED, CONDITION_TARGET_READY,
     KubegresRestoreStatus, find_condition, set_condition,
@@ -55,6 +57,11 @@ pub const OPERATOR_FIELD_MANAGER: &str = "kubegres-restore-operator";
 /// writes it to `deploy/crds/kubegres-restore.yaml`: kube's derived CRD with
 /// its descriptions tidied for `kubectl explain` (see [`tidy_descriptions`]).
 /// Use this rather than `KubegresRestore::crd()`.
+#[allow(
+    clippy::expect_used,
+    reason = "a CRD is plain data with string keys, which serde_json always serialises, and tidying only \
+              rewrites or drops optional description strings, so it always reads back (tests::schema checks both)"
+)]
 pub fn crd() -> CustomResourceDefinition {
     let mut value = serde_json::to_value(KubegresRestore::crd()).expect("a CRD serialises to JSON");
     tidy_descriptions(&mut value, None);

@@ -87,16 +87,16 @@ pub struct KubegresRestoreSpec {
     pub env: Vec<EnvVar>,
     /// The dump's format: `auto` detects it from the first bytes.
     #[serde(default)]
-    pub format: DumpFormat,
+    pub format: FormatChoice,
     /// How the stored bytes are compressed: `auto` detects it from the magic
     /// bytes.
     #[serde(default)]
-    pub compression: Compression,
+    pub compression: CompressionChoice,
     /// What applies the dump: `native` (the agent's own SQL client) for plain
     /// SQL and pg_dumpall scripts, `pg-tools` (pg_restore, psql); `auto` picks
     /// per format.
     #[serde(default)]
-    pub engine: Engine,
+    pub engine: EngineChoice,
     /// Parallel jobs for pg_restore (directory-format dumps), 1 to 64.
     #[serde(default = "default_jobs")]
     #[schemars(extend("x-kubernetes-validations" = cel::JOBS))]
@@ -183,8 +183,9 @@ impl PullPolicy {
 
 /// `--format`: the dump's format, or detection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
-pub enum DumpFormat {
+pub enum FormatChoice {
     /// Detect from the first bytes (or a directory's `toc.dat`).
     #[default]
     Auto,
@@ -200,8 +201,9 @@ pub enum DumpFormat {
 
 /// `--compression`: how the stored bytes are compressed, or detection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
-pub enum Compression {
+pub enum CompressionChoice {
     /// Detect from the magic bytes.
     #[default]
     Auto,
@@ -217,8 +219,9 @@ pub enum Compression {
 
 /// `--engine`: what applies the dump.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
-pub enum Engine {
+pub enum EngineChoice {
     /// `native` for plain SQL and pg_dumpall scripts, `pg-tools` for archives.
     #[default]
     Auto,
@@ -230,6 +233,7 @@ pub enum Engine {
 
 /// `--on-error`: what to do when an SQL statement fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
     /// Stop at the first unexpected error (rolled back when in one transaction).
@@ -263,9 +267,9 @@ macro_rules! cli_values {
 }
 
 cli_values! {
-    DumpFormat { Auto => "auto", Plain => "plain", Custom => "custom", Directory => "directory", Tar => "tar" }
-    Compression { Auto => "auto", None => "none", Gzip => "gzip", Zstd => "zstd", Lz4 => "lz4" }
-    Engine { Auto => "auto", Native => "native", PgTools => "pg-tools" }
+    FormatChoice { Auto => "auto", Plain => "plain", Custom => "custom", Directory => "directory", Tar => "tar" }
+    CompressionChoice { Auto => "auto", None => "none", Gzip => "gzip", Zstd => "zstd", Lz4 => "lz4" }
+    EngineChoice { Auto => "auto", Native => "native", PgTools => "pg-tools" }
     OnError { Stop => "stop", Continue => "continue" }
 }
 

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use serde::Serialize;
 
 use super::ArchiveError;
-use crate::format::DumpFormat;
+use crate::format::Format;
 
 /// `MAKE_ARCHIVE_VERSION(1, minor, 0)`.
 pub(super) const fn vers(minor: u8) -> u32 {
@@ -77,9 +77,9 @@ pub struct ArchiveHeader {
     /// Bytes per file offset.
     pub off_size: u8,
     /// Custom, or Tar for a tar archive and for a directory dump's toc.dat
-    /// (both carry the tar code; [`super::read_toc`] callers that know they
-    /// read a directory may set `Directory`).
-    pub format: DumpFormat,
+    /// (both carry the tar code; callers that know they read a directory
+    /// may set `Directory`).
+    pub format: Format,
     /// `none`, `gzip`, `gzip level N`, `lz4` or `zstd`.
     pub compression: String,
     /// The same, as a value.
@@ -252,9 +252,9 @@ pub(super) fn parse_header<R: Read + ?Sized>(p: &mut Primitives<'_, R>) -> Resul
     }
     p.off_size = off_size as usize;
     let format = match p.byte()? {
-        ARCH_CUSTOM => DumpFormat::Custom,
-        ARCH_TAR => DumpFormat::Tar,
-        ARCH_DIRECTORY => DumpFormat::Directory,
+        ARCH_CUSTOM => Format::Custom,
+        ARCH_TAR => Format::Tar,
+        ARCH_DIRECTORY => Format::Directory,
         other => {
             return Err(ArchiveError::Corrupt(format!(
                 "archive format code {other} (pg_restore reads 1 custom, 3 tar)"

@@ -22,14 +22,13 @@ mod tar_header;
 mod tee;
 mod toc;
 
-pub use header::{ArchiveCompression, ArchiveHeader, read_header};
+pub use header::ArchiveHeader;
+pub(crate) use header::read_header;
 pub(crate) use rows::LineCounter;
-pub use summary::{ArchiveSummary, TableDataSize, summarize, summarize_sized};
-pub use tee::{ArchiveObserver, ArchiveProgress};
-pub use toc::{
-    DataState, DirectoryLayout, TocEntry, directory_data_files, directory_layout, large_object_files,
-    read_header_and_toc, read_toc,
-};
+pub(crate) use summary::{ArchiveSummary, summarize};
+pub(crate) use tee::ArchiveProgress;
+pub use toc::{DirectoryLayout, directory_layout};
+pub(crate) use toc::{TOC_NAMES, TocEntry, large_object_files, read_header_and_toc};
 
 /// The archive cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -55,30 +54,14 @@ impl ArchiveError {
             ArchiveError::Truncated(_) => "TruncatedDump",
             ArchiveError::Corrupt(_) => "CorruptDump",
             ArchiveError::UnsupportedVersion { .. } => "UnsupportedArchiveVersion",
-            ArchiveError::Read(e) => {
-                if let Some(d) = e.get_ref().and_then(|i| i.downcast_ref::<crate::decompress::DecompressError>()) {
-                    d.reason()
-                } else if let Some(s) = e.get_ref().and_then(|i| i.downcast_ref::<crate::integrity::SourceIoError>()) {
-                    s.0.reason()
-                } else {
-                    "SourceReadError"
-                }
-            }
-        }
-    }
-
-    /// The agent-level error: read errors become the source or decompression
-    /// error they carry.
-    pub fn into_error(self) -> crate::Error {
-        match self {
-            ArchiveError::Read(e) => crate::restore::map_io(e),
-            other => crate::Error::from(other),
+            // What failed below (the source, a decoder) is for the reader's owner to tell.
+            ArchiveError::Read(_) => "SourceReadError",
         }
     }
 }
 
 /// An archive version as `major.minor` (the revision never mattered to pg_restore).
-pub fn version_string(version: (u8, u8, u8)) -> String {
+pub(crate) fn version_string(version: (u8, u8, u8)) -> String {
     format!("{}.{}", version.0, version.1)
 }
 
@@ -90,7 +73,7 @@ pub fn version_string(version: (u8, u8, u8)) -> String {
 /// 9.4.17, 9.5.12, 9.6.8, 10.3); 9.x majors are all reported as 9. Versions
 /// newer than 1.16 are unknown: PostgreSQL 18 still writes 1.16, so they need
 /// at least 19.
-pub fn min_pg_restore_major(version: (u8, u8, u8)) -> u32 {
+pub(crate) fn min_pg_restore_major(version: (u8, u8, u8)) -> u32 {
     match (version.0, version.1) {
         (0, _) => 7,
         (1, 0..=11) => 8,
@@ -104,7 +87,7 @@ pub fn min_pg_restore_major(version: (u8, u8, u8)) -> u32 {
 
 /// Whether pg_restore of major version `installed_major` (9 for any 9.x)
 /// reads archives of `version`.
-pub fn pg_restore_can_read(installed_major: u32, version: (u8, u8, u8)) -> bool {
+pub(crate) fn pg_restore_can_read(installed_major: u32, version: (u8, u8, u8)) -> bool {
     installed_major >= min_pg_restore_major(version)
 }
 

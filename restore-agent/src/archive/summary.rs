@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::header::ArchiveHeader;
 use super::toc::{DataState, TocEntry};
-use crate::format::DumpFormat;
+use crate::format::Format;
 use crate::progress::human_bytes;
 
 /// How many of the largest data items the summary lists.
@@ -29,7 +29,7 @@ pub struct TableDataSize {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiveSummary {
-    pub format: DumpFormat,
+    pub format: Format,
     /// `1.14`.
     pub archive_version: String,
     pub compression: String,
@@ -66,7 +66,7 @@ pub fn summarize(header: &ArchiveHeader, toc: &[TocEntry]) -> ArchiveSummary {
 
 /// Like [`summarize`]; `archive_len` (the custom archive's size) also sizes
 /// the last data block.
-pub fn summarize_sized(header: &ArchiveHeader, toc: &[TocEntry], archive_len: Option<u64>) -> ArchiveSummary {
+pub(super) fn summarize_sized(header: &ArchiveHeader, toc: &[TocEntry], archive_len: Option<u64>) -> ArchiveSummary {
     let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_section: BTreeMap<String, usize> = BTreeMap::new();
     let mut schemas = BTreeSet::new();

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::ArchiveError;
 use super::header::{ArchiveHeader, K_VERS_1_14, K_VERS_1_16, K_VERS_MAX_KNOWN, Primitives, parse_header};
-use crate::format::DumpFormat;
+use crate::format::Format;
 
 /// Where a custom archive says an entry's data is (`K_OFFSET_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -85,14 +85,6 @@ pub fn read_header_and_toc<R: Read + ?Sized>(r: &mut R) -> Result<(ArchiveHeader
     Ok((header, toc))
 }
 
-/// Reads the table of contents that follows `header` (already read from `r`).
-pub fn read_toc<R: Read + ?Sized>(r: &mut R, header: &ArchiveHeader) -> Result<Vec<TocEntry>, ArchiveError> {
-    let mut p = Primitives::new(r);
-    p.int_size = header.int_size as usize;
-    p.off_size = header.off_size as usize;
-    parse_toc(&mut p, header)
-}
-
 fn parse_toc<R: Read + ?Sized>(
     p: &mut Primitives<'_, R>,
     header: &ArchiveHeader,
@@ -112,7 +104,7 @@ fn parse_toc<R: Read + ?Sized>(
     if !(0..=MAX_TOC_ENTRIES).contains(&count) {
         return Err(ArchiveError::Corrupt(format!("the table of contents claims {count} entries")));
     }
-    let custom = header.format == DumpFormat::Custom;
+    let custom = header.format == Format::Custom;
     let mut entries = Vec::with_capacity(count.min(65_536) as usize);
     for i in 0..count {
         p.context = format!("the table of contents (entry {} of {count})", i + 1);
@@ -214,6 +206,11 @@ fn parse_oid(s: Option<String>, context: &str) -> Result<u32, ArchiveError> {
     }
 }
 
+/// The table of contents of a directory-format dump, any of which marks a
+/// directory as one: `toc.dat`, or the compressed `toc.dat.gz`/`.lz4`/`.zst`
+/// that pg_restore also reads.
+pub const TOC_NAMES: [&str; 4] = ["toc.dat", "toc.dat.gz", "toc.dat.lz4", "toc.dat.zst"];
+
 /// The files of a directory dump besides toc.dat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectoryLayout {
@@ -229,7 +226,7 @@ pub struct DirectoryLayout {
 /// Reads a directory dump's toc.dat and names the files the dump needs.
 pub fn directory_layout(toc: &[u8]) -> Result<DirectoryLayout, ArchiveError> {
     let (mut header, entries) = read_header_and_toc(&mut &toc[..])?;
-    header.format = DumpFormat::Directory;
+    header.format = Format::Directory;
     let suffix = header.compression_algorithm.file_suffix();
     let mut data_files = Vec::new();
     let mut blob_tocs: Vec<String> = Vec::new();
@@ -247,17 +244,6 @@ pub fn directory_layout(toc: &[u8]) -> Result<DirectoryLayout, ArchiveError> {
         }
     }
     Ok(DirectoryLayout { header, data_files, blob_tocs })
-}
-
-/// The file names a directory dump needs besides toc.dat: data files (named
-/// with the compression's suffix, as pg_dump writes them) and large-object
-/// TOC files. The `blob_<oid>.dat` files are listed inside the latter; see
-/// [`large_object_files`].
-pub fn directory_data_files(toc: &[u8]) -> Result<Vec<String>, ArchiveError> {
-    let layout = directory_layout(toc)?;
-    let mut files = layout.data_files;
-    files.extend(layout.blob_tocs);
-    Ok(files)
 }
 
 /// The large-object files a `blobs*.toc` lists (lines `<oid> blob_<oid>.dat`),

@@ -122,8 +122,7 @@ impl SourceError {
     }
 
     /// The error as an `io::Error` for the stream: wrapped in
-    /// [`crate::integrity::SourceIoError`] so later stages tell it from a
-    /// decoding error.
+    /// [`SourceIoError`] so later stages tell it from a decoding error.
     pub(crate) fn into_io(self) -> io::Error {
         let kind = match &self {
             SourceError::Timeout { .. } => io::ErrorKind::TimedOut,
@@ -132,19 +131,16 @@ impl SourceError {
             SourceError::Read { source, .. } => source.kind(),
             _ => io::ErrorKind::Other,
         };
-        io::Error::new(kind, crate::integrity::SourceIoError(self))
+        io::Error::new(kind, SourceIoError(self))
     }
 
     /// The source error inside an `io::Error` from a source stream, or a
     /// [`SourceError::Read`] for any other I/O error.
     pub(crate) fn from_stream_io(what: &str, e: io::Error) -> SourceError {
-        if crate::integrity::is_source_error(&e) {
-            if let Some(Ok(s)) = e.into_inner().map(|inner| inner.downcast::<crate::integrity::SourceIoError>()) {
-                return s.0;
-            }
-            return SourceError::Read { what: what.to_string(), source: io::Error::other("source error") };
+        match SourceIoError::take(e) {
+            Ok(s) => s,
+            Err(e) => SourceError::Read { what: what.to_string(), source: e },
         }
-        SourceError::Read { what: what.to_string(), source: e }
     }
 
     /// Maps a local I/O error about `what`.
@@ -157,6 +153,33 @@ impl SourceError {
             _ => SourceError::Read { what: what.to_string(), source: e },
         }
     }
+}
+
+/// A [`SourceError`] travelling as an `io::Error` through the readers above
+/// the source (counting, hashing, decompression), marked so that they pass it
+/// through unchanged and the pipeline can tell it from a decoding error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceIoError(pub SourceError);
+
+impl SourceIoError {
+    /// The source error inside `e`, or `e` itself when it carries none.
+    pub fn take(e: io::Error) -> Result<SourceError, io::Error> {
+        if !is_source_error(&e) {
+            return Err(e);
+        }
+        let kind = e.kind();
+        match e.into_inner().map(|inner| inner.downcast::<SourceIoError>()) {
+            Some(Ok(s)) => Ok(s.0),
+            // is_source_error said it is one.
+            _ => Err(io::Error::from(kind)),
+        }
+    }
+}
+
+/// Whether `e` carries a [`SourceIoError`].
+pub fn is_source_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<SourceIoError>())
 }
 
 fn transient_status(status: u16) -> bool {
@@ -228,8 +251,8 @@ mod tests {
     #[test]
     fn io_wrapping_is_recognised() {
         let io = SourceError::Http { status: 500, url: "u".into() }.into_io();
-        assert!(crate::integrity::is_source_error(&io));
-        let inner = io.into_inner().unwrap().downcast::<crate::integrity::SourceIoError>().unwrap();
+        assert!(is_source_error(&io));
+        let inner = io.into_inner().unwrap().downcast::<SourceIoError>().unwrap();
         assert_eq!(inner.0.reason(), "SourceServerError");
     }
 }

@@ -56,7 +56,7 @@ pub(super) async fn open_file(path: &Path) -> Result<OpenedSource, SourceError> 
 }
 
 async fn is_directory_dump(path: &Path) -> bool {
-    for name in super::TOC_NAMES {
+    for name in crate::archive::TOC_NAMES {
         if tokio::fs::metadata(path.join(name)).await.is_ok_and(|m| m.is_file()) {
             return true;
         }
@@ -119,7 +119,7 @@ async fn pick_in_directory(dir: &Path) -> Result<PathBuf, SourceError> {
 }
 
 async fn toc_modified(dir: &Path) -> Option<std::time::SystemTime> {
-    for name in super::TOC_NAMES {
+    for name in crate::archive::TOC_NAMES {
         if let Ok(m) = tokio::fs::metadata(dir.join(name)).await {
             return m.modified().ok();
         }
@@ -232,5 +232,23 @@ mod tests {
         std::fs::write(dir.path().join("old.sql"), b"x").unwrap();
         let Resolved::Directory { path, .. } = resolve(dir.path(), &latest()).await.unwrap() else { panic!() };
         assert_eq!(path, dump);
+    }
+
+    #[tokio::test]
+    async fn a_compressed_toc_marks_a_directory_dump_too() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in crate::archive::TOC_NAMES {
+            let dump = dir.path().join(format!("with-{name}"));
+            std::fs::create_dir(&dump).unwrap();
+            std::fs::write(dump.join(name), b"x").unwrap();
+            assert!(is_directory_dump(&dump).await, "{name}");
+            assert!(
+                matches!(resolve(&dump, &SourceOptions::default()).await, Ok(Resolved::Directory { .. })),
+                "{name}"
+            );
+            // The toc file itself is no directory dump.
+            assert!(!is_directory_dump(&dump.join(name)).await, "{name}");
+        }
+        assert!(!is_directory_dump(dir.path()).await);
     }
 }

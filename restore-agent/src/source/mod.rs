@@ -12,7 +12,7 @@
 //! stopped, transient failures (5xx, 408, 429, connect errors, timeouts) are
 //! retried with exponential backoff and jitter, and everything else fails at
 //! once. Errors raised while reading are `std::io::Error`s wrapping
-//! [`crate::integrity::SourceIoError`].
+//! [`SourceIoError`].
 //!
 //! Nothing here ever logs or prints HTTP header values, S3 secrets or URL
 //! query strings: every message names the source by its [`display`] form.
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncRead;
 
-pub use error::SourceError;
+pub use error::{SourceError, SourceIoError, is_source_error};
 
 /// A byte stream from a source.
 pub type SourceReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -286,9 +286,6 @@ pub async fn resolve(loc: &SourceLocation, opts: &SourceOptions) -> Result<Resol
         SourceLocation::Http(url) => http::resolve(url, opts).await,
     }
 }
-
-/// File names that mark a directory-format dump (pg_restore also reads a compressed toc).
-pub(crate) const TOC_NAMES: [&str; 4] = ["toc.dat", "toc.dat.gz", "toc.dat.lz4", "toc.dat.zst"];
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,10 @@
 //! actions the way the apply step would.
 
 mod flow;
+mod lifecycle;
 mod pod;
+mod retries;
+mod targets;
 
 use k8s_openapi::jiff::Timestamp;
 use proto::{KubegresRestore, Phase};
@@ -173,4 +176,38 @@ pub(super) fn kinds(decision: &Decision) -> Vec<&'static str> {
 /// The actions other than Events.
 pub(super) fn changes(decision: &Decision) -> Vec<&Action> {
     decision.actions.iter().filter(|action| !matches!(action, Action::EmitEvent { .. })).collect()
+}
+
+/// A restore whose first attempt's Pod runs.
+pub(super) fn running() -> Observed {
+    let (_, mut o) = step(&observed(restore(default_spec())));
+    o.target.primary_ready = true;
+    let (_, mut o) = step(&o);
+    o.pods[0].phase = PodPhase::Running;
+    let (_, o) = step(&o);
+    assert_eq!(phase(&o), Phase::Restoring);
+    o
+}
+
+/// `running()` with the Pod failed with this exit code and message at t0+60s.
+pub(super) fn failed_attempt(o: &mut Observed, code: i32, message: &str) {
+    let pod = o.pods.last_mut().unwrap();
+    pod.phase = PodPhase::Failed;
+    pod.exit_code = Some(code);
+    pod.reason = Some("Error".into());
+    pod.message = Some(message.into());
+    pod.finished_at = Some(at(60));
+}
+
+/// The status and reason of a condition of the decided status.
+pub(super) fn condition<'a>(decision: &'a Decision, type_: &str) -> (&'a str, &'a str) {
+    let condition = decision.status.condition(type_).unwrap_or_else(|| panic!("no {type_} condition"));
+    (condition.status.as_str(), condition.reason.as_str())
+}
+
+impl Observed {
+    /// The restore's status, created if missing.
+    pub(super) fn status_mut(&mut self) -> &mut proto::KubegresRestoreStatus {
+        self.restore.status.get_or_insert_default()
+    }
 }

@@ -56,9 +56,9 @@ fn a_fork_restore_reads_unchanged() {
 fn knobs_default_to_the_agents_defaults() {
     let r = restore(FORK_RESTORE);
     let spec = &r.spec;
-    assert_eq!(spec.format, DumpFormat::Auto);
-    assert_eq!(spec.compression, Compression::Auto);
-    assert_eq!(spec.engine, Engine::Auto);
+    assert_eq!(spec.format, FormatChoice::Auto);
+    assert_eq!(spec.compression, CompressionChoice::Auto);
+    assert_eq!(spec.engine, EngineChoice::Auto);
     assert_eq!(spec.on_error, OnError::Stop);
     assert_eq!(spec.jobs, 1);
     assert_eq!(spec.backoff_limit, 3);
@@ -121,8 +121,8 @@ fn s3_into_a_database_reads_every_knob() {
     assert_eq!(credentials.access_key_id_key, "AWS_ACCESS_KEY_ID");
     assert_eq!(credentials.secret_access_key_key, "AWS_SECRET_ACCESS_KEY");
     assert_eq!(credentials.session_token_key, None);
-    assert_eq!(spec.format, DumpFormat::Custom);
-    assert_eq!(spec.engine, Engine::PgTools);
+    assert_eq!(spec.format, FormatChoice::Custom);
+    assert_eq!(spec.engine, EngineChoice::PgTools);
     assert_eq!(spec.jobs, 4);
     assert_eq!(spec.backoff_limit, 5);
     assert_eq!(spec.active_deadline_seconds, Some(3600));
@@ -151,7 +151,7 @@ fn http_into_postgres_fills_the_secret_key_defaults() {
     assert_eq!(postgres.credentials_secret.username_key, "username");
     assert_eq!(postgres.credentials_secret.password_key, "password");
     assert!(postgres.allow_non_empty);
-    assert_eq!(spec.compression, Compression::Zstd);
+    assert_eq!(spec.compression, CompressionChoice::Zstd);
     assert_eq!(spec.on_error, OnError::Continue);
     round_trip(&r);
     // The summaries shown by `kubectl get` carry no credentials.
@@ -174,13 +174,14 @@ fn public_urls_drop_user_info_query_and_fragment() {
 
 #[test]
 fn agent_knob_values_are_the_agents_command_line_values() {
-    // restore-agent's clap ValueEnums: the CRD's enum values must be the same
-    // strings, so the operator can pass them through.
-    let cases: Vec<(Value, &str)> = DumpFormat::ALL
+    // The operator passes the CRD's values to the agent as `as_arg()`: they
+    // must be the same strings (the agent's command line takes these types,
+    // with the `clap` feature; its own test checks the clap names).
+    let cases: Vec<(Value, &str)> = FormatChoice::ALL
         .iter()
         .map(|v| (serde_json::to_value(v).unwrap(), v.as_arg()))
-        .chain(Compression::ALL.iter().map(|v| (serde_json::to_value(v).unwrap(), v.as_arg())))
-        .chain(Engine::ALL.iter().map(|v| (serde_json::to_value(v).unwrap(), v.as_arg())))
+        .chain(CompressionChoice::ALL.iter().map(|v| (serde_json::to_value(v).unwrap(), v.as_arg())))
+        .chain(EngineChoice::ALL.iter().map(|v| (serde_json::to_value(v).unwrap(), v.as_arg())))
         .chain(OnError::ALL.iter().map(|v| (serde_json::to_value(v).unwrap(), v.as_arg())))
         .collect();
     for (serialised, arg) in &cases {

@@ -18,11 +18,14 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use proto::crd::OnError;
+
+use super::EngineError;
 use crate::archive::{self, ArchiveHeader, ArchiveProgress};
-use crate::engine::OnError;
-use crate::error::Error;
+use crate::dump::DumpError;
+use crate::dump::trailer::Tail;
+use crate::postgres::TargetConfig;
 use crate::progress::Tracker;
-use crate::target::TargetConfig;
 
 pub use plain_tee::PlainProgress;
 
@@ -130,8 +133,8 @@ pub fn restore_archive_stream(
     target: &TargetConfig,
     opts: &PgToolsOptions,
     tracker: &Tracker,
-    finish_check: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<PgToolsReport, Error> {
+    finish_check: &mut dyn FnMut() -> Result<(), DumpError>,
+) -> Result<PgToolsReport, EngineError> {
     let mut args =
         vec!["--verbose".to_string(), format!("--dbname={}", conninfo_dbname(&target.dbname)), "--no-password".into()];
     if opts.on_error == OnError::Stop {
@@ -151,7 +154,7 @@ pub fn restore_directory(
     target: &TargetConfig,
     opts: &PgToolsOptions,
     tracker: &Tracker,
-) -> Result<PgToolsReport, Error> {
+) -> Result<PgToolsReport, EngineError> {
     let toc =
         std::fs::read(path.join("toc.dat")).ok().and_then(|bytes| archive::read_header_and_toc(&mut &bytes[..]).ok());
     let jobs = opts.jobs.max(1);
@@ -174,18 +177,21 @@ pub fn restore_directory(
     run::run_directory(cmd, target, opts.on_error, tracker, entries.as_deref())
 }
 
-/// Streams a plain SQL script (pg_dump or pg_dumpall) into psql.
+/// Streams a plain SQL script (pg_dump, or pg_dumpall when `cluster`) into
+/// psql. Like `finish_check`, the script's trailer is checked before psql
+/// gets its last bytes.
 ///
 /// Errors are reported as psql prints them with `VERBOSITY=verbose`
 /// (`psql:<stdin>:LINE: ERROR:  SQLSTATE: message`); the failed statement
 /// comes from `--echo-errors`.
 pub fn restore_plain_psql(
     reader: Box<dyn Read + Send + '_>,
+    cluster: bool,
     target: &TargetConfig,
     opts: &PgToolsOptions,
     tracker: &Tracker,
-    finish_check: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<PgToolsReport, Error> {
+    finish_check: &mut dyn FnMut() -> Result<(), DumpError>,
+) -> Result<PgToolsReport, EngineError> {
     let stop = if opts.on_error == OnError::Stop { "ON_ERROR_STOP=1" } else { "ON_ERROR_STOP=0" };
     let mut args: Vec<String> = ["-X", "-q", "--no-password", "--echo-errors", "-v", stop, "-v", "VERBOSITY=verbose"]
         .iter()
@@ -199,7 +205,13 @@ pub fn restore_plain_psql(
     args.extend(["-f".to_string(), "-".to_string()]);
     let cmd = tool_command("psql", &args, target);
     let mut tee = PlainProgress::new(tracker);
-    run::stream_into(run::Tool::Psql, cmd, reader, target, opts.on_error, tracker, &mut tee, None, finish_check)
+    let tail = Tail::new(reader);
+    let watch = tail.watch();
+    let mut finish = || {
+        finish_check()?;
+        watch.trailer().verdict(cluster)
+    };
+    run::stream_into(run::Tool::Psql, cmd, Box::new(tail), target, opts.on_error, tracker, &mut tee, None, &mut finish)
 }
 
 /// Connection variables of the agent's own environment that the target

@@ -5,15 +5,17 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use proto::crd::OnError;
+
 use super::PgToolsReport;
 pub(super) use super::logs::Tool;
 use super::logs::ToolLog;
 use super::plain_tee::PlainProgress;
 use crate::archive::{ArchiveProgress, TocEntry};
-use crate::engine::OnError;
-use crate::error::Error;
+use crate::dump::DumpError;
+use crate::engine::EngineError;
+use crate::postgres::TargetConfig;
 use crate::progress::Tracker;
-use crate::target::TargetConfig;
 
 /// Bytes read from the dump at a time.
 const CHUNK: usize = 256 * 1024;
@@ -72,12 +74,12 @@ pub(super) fn stream_into(
     tracker: &Tracker,
     tee: &mut dyn StreamTee,
     toc: Option<&[TocEntry]>,
-    finish_check: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<PgToolsReport, Error> {
-    let mut child = cmd.spawn().map_err(|e| Error::Tooling(super::spawn_error(tool.name(), e)))?;
+    finish_check: &mut dyn FnMut() -> Result<(), DumpError>,
+) -> Result<PgToolsReport, EngineError> {
+    let mut child = cmd.spawn().map_err(|e| EngineError::Tooling(super::spawn_error(tool.name(), e)))?;
     let (Some(stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
         kill(&mut child);
-        return Err(Error::Internal(format!("{} started without pipes", tool.name())));
+        return Err(EngineError::Internal(format!("{} started without pipes", tool.name())));
     };
     std::thread::scope(|s| {
         let log = s.spawn(move || ToolLog::new(tool, tracker, on_error, toc).collect(stderr));
@@ -95,8 +97,9 @@ pub(super) fn stream_into(
             }
         };
         let status = child.wait();
-        let log = log.join().map_err(|_| Error::Internal(format!("reading the output of {} failed", tool.name())))?;
-        let status = status.map_err(|e| Error::Internal(format!("waiting for {} failed: {e}", tool.name())))?;
+        let log =
+            log.join().map_err(|_| EngineError::Internal(format!("reading the output of {} failed", tool.name())))?;
+        let status = status.map_err(|e| EngineError::Internal(format!("waiting for {} failed: {e}", tool.name())))?;
         let report = log.outcome(status, target)?;
         if fed == Fed::ClosedEarly {
             // The tool finished without the rest: the stream must still be whole.
@@ -114,16 +117,16 @@ pub(super) fn run_directory(
     on_error: OnError,
     tracker: &Tracker,
     toc: Option<&[TocEntry]>,
-) -> Result<PgToolsReport, Error> {
+) -> Result<PgToolsReport, EngineError> {
     cmd.stdin(Stdio::null());
     let tool = Tool::PgRestore;
-    let mut child = cmd.spawn().map_err(|e| Error::Tooling(super::spawn_error(tool.name(), e)))?;
+    let mut child = cmd.spawn().map_err(|e| EngineError::Tooling(super::spawn_error(tool.name(), e)))?;
     let Some(stderr) = child.stderr.take() else {
         kill(&mut child);
-        return Err(Error::Internal("pg_restore started without a stderr pipe".into()));
+        return Err(EngineError::Internal("pg_restore started without a stderr pipe".into()));
     };
     let log = ToolLog::new(tool, tracker, on_error, toc).collect(stderr);
-    let status = child.wait().map_err(|e| Error::Internal(format!("waiting for pg_restore failed: {e}")))?;
+    let status = child.wait().map_err(|e| EngineError::Internal(format!("waiting for pg_restore failed: {e}")))?;
     log.outcome(status, target)
 }
 
@@ -142,8 +145,8 @@ pub(super) fn feed(
     reader: &mut (dyn Read + Send + '_),
     tracker: &Tracker,
     tee: &mut dyn StreamTee,
-    finish_check: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<Fed, Error> {
+    finish_check: &mut dyn FnMut() -> Result<(), DumpError>,
+) -> Result<Fed, EngineError> {
     let mut read_pos: u64 = 0;
     let mut warned = false;
     loop {
@@ -182,18 +185,18 @@ pub(super) fn feed(
     Ok(Fed::All)
 }
 
-fn read_some(reader: &mut (dyn Read + Send + '_), buf: &mut [u8]) -> Result<usize, Error> {
+fn read_some(reader: &mut (dyn Read + Send + '_), buf: &mut [u8]) -> Result<usize, DumpError> {
     loop {
         match reader.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(crate::restore::map_io(e)),
+            Err(e) => return Err(DumpError::from_io(e)),
         }
     }
 }
 
 /// Reads what the tool did not take, for the progress and the checksum.
-fn drain(reader: &mut (dyn Read + Send + '_), tracker: &Tracker, tee: &mut dyn StreamTee) -> Result<(), Error> {
+fn drain(reader: &mut (dyn Read + Send + '_), tracker: &Tracker, tee: &mut dyn StreamTee) -> Result<(), DumpError> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = read_some(reader, &mut buf)?;

@@ -3,8 +3,10 @@ use std::process::{Command, Stdio};
 
 use super::run::{Fed, Sink, StreamTee, feed};
 use super::*;
+use crate::Error;
 use crate::archive::read_header;
-use crate::error::DumpError;
+use crate::dump::DumpError;
+use crate::integrity::ChecksumError;
 
 fn header(minor: u8, dump_version: &str) -> ArchiveHeader {
     let mut bytes = b"PGDMP".to_vec();
@@ -154,8 +156,9 @@ fn the_last_chunk_waits_for_the_finish_check() {
     let mut child = cat_into(&out);
     let mut sink = Sink::new(child.stdin.take().unwrap());
     let err = feed(&mut sink, &mut Cursor::new(&data), &tracker, &mut HoldFrom(None, 0), &mut || {
-        Err(DumpError::ChecksumMismatch { expected: "a".into(), actual: "b".into() }.into())
+        Err(ChecksumError::Mismatch { expected: "a".into(), actual: "b".into() }.into())
     })
+    .map_err(Error::from)
     .unwrap_err();
     assert_eq!(err.reason(), "ChecksumMismatch");
     child.kill().unwrap();
@@ -176,8 +179,9 @@ fn a_tee_can_hold_back_more_than_the_last_chunk() {
     let mut child = cat_into(&out);
     let mut sink = Sink::new(child.stdin.take().unwrap());
     let err = feed(&mut sink, &mut Cursor::new(&data), &tracker, &mut HoldFrom(Some(1000), 0), &mut || {
-        Err(Error::Internal("stop".into()))
+        Err(DumpError::Internal("stop".into()))
     })
+    .map_err(Error::from)
     .unwrap_err();
     assert_eq!(err.reason(), "InternalError");
     drop(sink);
@@ -206,8 +210,9 @@ fn reader_errors_keep_their_meaning() {
     let tracker = Tracker::detached();
     let mut child = cat_into(&dir.path().join("f"));
     let mut sink = Sink::new(child.stdin.take().unwrap());
-    let err =
-        feed(&mut sink, &mut FailingReader(300_000), &tracker, &mut HoldFrom(None, 0), &mut || Ok(())).unwrap_err();
+    let err = feed(&mut sink, &mut FailingReader(300_000), &tracker, &mut HoldFrom(None, 0), &mut || Ok(()))
+        .map_err(Error::from)
+        .unwrap_err();
     assert_eq!(err.reason(), "TruncatedDump");
     assert!(matches!(err, Error::Dump(DumpError::Decompress(_))), "{err:?}");
     child.kill().unwrap();

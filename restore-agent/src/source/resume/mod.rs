@@ -7,7 +7,7 @@
 //! idle timeout, it reopens from the byte where it stopped. Transient
 //! failures wait with exponential backoff and jitter (backon) between
 //! attempts; the attempt count starts again once bytes flow. Errors reach the
-//! caller as `io::Error`s wrapping [`crate::integrity::SourceIoError`].
+//! caller as `io::Error`s wrapping [`super::SourceIoError`].
 
 use std::future::Future;
 use std::io;

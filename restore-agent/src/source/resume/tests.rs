@@ -119,7 +119,7 @@ async fn retries_transient_open_failures_and_gives_up() {
 
     let (out, opens) = read_all(vec![Step::Fail(503); 10], &d).await;
     let e = out.unwrap_err();
-    assert!(crate::integrity::is_source_error(&e));
+    assert!(crate::source::is_source_error(&e));
     assert_eq!(e.to_string(), "HTTP 503 Service Unavailable from fake (gave up after 4 attempts)");
     assert_eq!(opens.len(), 4);
 }

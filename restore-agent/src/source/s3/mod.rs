@@ -32,7 +32,8 @@ use self::errors::sdk_error;
 use super::error::chain;
 use super::latest::{self, Candidate};
 use super::resume::{self, Policy, RangeBody, RangeOpen};
-use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions, TOC_NAMES};
+use super::{OpenedSource, Pick, Resolved, SourceError, SourceOptions};
+use crate::archive::TOC_NAMES;
 
 pub(super) async fn resolve(bucket: &str, key: &str, opts: &SourceOptions) -> Result<Resolved, SourceError> {
     let s3 = S3 { client: client(opts).await?, bucket: bucket.to_string(), policy: Policy::from_options(opts) };

@@ -1,19 +1,24 @@
 //! What pg_restore and psql print on stderr: errors (with the failed
-//! statement), warnings, and pg_restore's `--verbose` progress lines.
+//! statement), warnings, and pg_restore's `--verbose` progress lines. The
+//! lines are collected here (their forms in [`parse`]); [`outcome`] judges
+//! a run from them and the exit status.
+
+mod outcome;
+mod parse;
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
-use std::process::ExitStatus;
+use std::io::{BufReader, Read};
 
+use proto::crd::OnError;
 use proto::statement_start;
 
-use super::{PgToolsReport, ToolingError};
 use crate::archive::TocEntry;
-use crate::engine::OnError;
 use crate::engine::expected;
-use crate::error::{DumpError, Error};
+use crate::postgres::{STATEMENT_START_CHARS, SqlFailure};
 use crate::progress::Tracker;
-use crate::target::{STATEMENT_START_CHARS, SqlFailure, TargetConfig, TargetError};
+use parse::{
+    describe_toc_context, psql_location, read_capped_line, server_error, split_qualified, sqlstate_prefix, unquote,
+};
 
 /// Errors kept with their details (all are counted).
 const KEEP_ERRORS: usize = 5;
@@ -321,208 +326,6 @@ impl<'t> ToolLog<'t> {
     fn tail_text(&self, lines: usize) -> String {
         let start = self.tail.len().saturating_sub(lines);
         self.tail.iter().skip(start).map(String::as_str).collect::<Vec<_>>().join(" | ")
-    }
-
-    /// The run's result from the exit status and what was printed.
-    pub(super) fn outcome(&self, status: ExitStatus, target: &TargetConfig) -> Result<PgToolsReport, Error> {
-        let report = PgToolsReport { warnings: self.warnings, errors_ignored: 0 };
-        let failures = || self.errors.iter().map(|e| e.failure(&target.dbname)).collect::<Vec<_>>();
-        if status.success() && self.error_count == 0 {
-            return Ok(report);
-        }
-        if let Some(msg) = &self.connection_error {
-            return Err(connection_failure(self.tool, msg, target));
-        }
-        // --on-error continue: everything that could be applied was; fail with the count.
-        let ignored = self.ignored.unwrap_or(0).max(if self.tool == Tool::Psql { self.error_count } else { 0 });
-        if ignored > 0 && (self.on_error == OnError::Continue || status.success()) {
-            return Err(TargetError::Errors { count: ignored, first: failures() }.into());
-        }
-        if let Some(first) = self.errors.first() {
-            if let Some(e) = archive_problem(self.tool, &first.raw) {
-                return Err(e);
-            }
-            return Err(match self.tool {
-                Tool::Psql if first.sqlstate.is_some() => TargetError::Sql(first.failure(&target.dbname)).into(),
-                _ => {
-                    let mut message = first.message.clone();
-                    if let Some(d) = &first.detail {
-                        message.push_str(&format!(" ({d})"));
-                    }
-                    if let Some(ctx) = &first.toc_entry {
-                        message.push_str(&format!(" in {ctx}"));
-                    }
-                    let failure = first.statement.is_some().then(|| first.failure(&target.dbname));
-                    TargetError::Tool { tool: self.tool.name(), message, failure }.into()
-                }
-            });
-        }
-        let how = match status.code() {
-            Some(c) => format!("exited with status {c}"),
-            None => "was killed by a signal".to_string(),
-        };
-        // The tail may hold a "Command was:" line: never let a PASSWORD literal through.
-        let tail = proto::redact_secrets(&self.tail_text(3));
-        let message = if tail.is_empty() { how } else { format!("{how}: {tail}") };
-        Err(TargetError::Tool { tool: self.tool.name(), message, failure: None }.into())
-    }
-}
-
-/// pg_restore's complaints about the archive itself.
-fn archive_problem(tool: Tool, raw: &str) -> Option<Error> {
-    if tool != Tool::PgRestore {
-        return None;
-    }
-    if raw.contains("could not read from input file: end of file") || raw.contains("could not find block ID") {
-        return Some(DumpError::Truncated(format!("pg_restore reached the end of the archive early ({raw})")).into());
-    }
-    if let Some(pos) = raw.find("unsupported version (") {
-        let version = raw[pos + 21..].split(')').next().unwrap_or("").to_string();
-        let (major, minor) = version.split_once('.').unwrap_or(("1", "0"));
-        let v = (major.parse().unwrap_or(1), minor.parse().unwrap_or(0), 0);
-        let (installed_major, installed) = super::tool_version("pg_restore").unwrap_or((0, "?".into()));
-        let _ = installed_major;
-        return Some(
-            ToolingError::TooOld {
-                tool: "pg_restore".into(),
-                installed,
-                archive_version: version,
-                written_by: "unknown".into(),
-                needed_major: crate::archive::min_pg_restore_major(v),
-            }
-            .into(),
-        );
-    }
-    if raw.contains("did not find magic string") || raw.contains("does not appear to be a valid archive") {
-        return Some(DumpError::NotADump(format!("pg_restore does not recognise the archive ({raw})")).into());
-    }
-    if raw.contains("corrupt")
-        || raw.contains("unrecognized data block type")
-        || raw.contains("could not uncompress data")
-    {
-        return Some(DumpError::Archive(crate::archive::ArchiveError::Corrupt(raw.to_string())).into());
-    }
-    None
-}
-
-/// A connection failure reported by a tool, classified like the native engine's.
-fn connection_failure(tool: Tool, msg: &str, target: &TargetConfig) -> Error {
-    let shown = target.display();
-    if msg.contains("password authentication failed")
-        || msg.contains("no password supplied")
-        || msg.contains("password is required")
-    {
-        let detail = msg.rsplit("FATAL:  ").next().unwrap_or(msg).trim().to_string();
-        return TargetError::Auth { target: shown, user: target.user.clone(), detail }.into();
-    }
-    if let Some(pos) = msg.find("database \"")
-        && msg[pos..].contains("\" does not exist")
-    {
-        let rest = &msg[pos + 10..];
-        let dbname = rest.split("\" does not exist").next().unwrap_or(&target.dbname).to_string();
-        return TargetError::DatabaseMissing { target: shown, dbname }.into();
-    }
-    TargetError::Tool { tool: tool.name(), message: format!("cannot connect to {shown}: {msg}"), failure: None }.into()
-}
-
-/// `could not execute query: ERROR:  relation "x" already exists` -> the server's message.
-fn server_error(msg: &str) -> ToolError {
-    let message = match msg.find("ERROR:  ") {
-        Some(pos) => {
-            let prefix = msg[..pos].trim_end_matches([':', ' ']);
-            let server = &msg[pos + 8..];
-            if prefix.is_empty() || prefix == "could not execute query" {
-                server.to_string()
-            } else {
-                format!("{prefix}: {server}")
-            }
-        }
-        None => msg.to_string(),
-    };
-    ToolError { raw: msg.to_string(), message, ..Default::default() }
-}
-
-/// `217; 1259 16407 TABLE notes postgres` -> `TOC entry 217: TABLE notes postgres`.
-fn describe_toc_context(ctx: &str) -> String {
-    match ctx.split_once("; ") {
-        Some((id, rest)) => {
-            let what: Vec<&str> = rest.split_whitespace().skip(2).collect();
-            format!("TOC entry {id}: {}", what.join(" "))
-        }
-        None => format!("TOC entry {ctx}"),
-    }
-}
-
-/// `<stdin>:12: ERROR:  42P01: ...` -> (12, "ERROR", "42P01: ...").
-fn psql_location(rest: &str) -> Option<(u64, &str, &str)> {
-    // The file name is "<stdin>" here, but split from the right of the line number.
-    let (before, after) = rest.split_once(": ")?;
-    let (_, lineno) = before.rsplit_once(':')?;
-    let lineno = lineno.parse().ok()?;
-    let (severity, text) = after.split_once(":  ").or_else(|| after.split_once(": "))?;
-    if severity.is_empty() || severity.contains(' ') {
-        return None;
-    }
-    Some((lineno, severity, text))
-}
-
-/// `42P01: relation ...` -> (Some("42P01"), "relation ...").
-fn sqlstate_prefix(text: &str) -> (Option<&str>, &str) {
-    let b = text.as_bytes();
-    if b.len() > 7
-        && b[5] == b':'
-        && b[6] == b' '
-        && b[..5].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-    {
-        (Some(&text[..5]), &text[7..])
-    } else {
-        (None, text)
-    }
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim().trim_matches('"')
-}
-
-/// `shop.items` -> (Some("shop"), "items").
-fn split_qualified(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('.') {
-        Some((s, n)) if !s.is_empty() => (Some(s), n),
-        _ => (None, name),
-    }
-}
-
-/// Reads one line into `out`, keeping at most [`MAX_LINE`] bytes of it.
-fn read_capped_line<R: BufRead>(r: &mut R, out: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut total = 0;
-    loop {
-        let (done, used) = {
-            let buf = match r.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                return Ok(total);
-            }
-            match memchr::memchr(b'\n', buf) {
-                Some(i) => {
-                    let room = MAX_LINE.saturating_sub(out.len());
-                    out.extend_from_slice(&buf[..(i + 1).min(room)]);
-                    (true, i + 1)
-                }
-                None => {
-                    let room = MAX_LINE.saturating_sub(out.len());
-                    out.extend_from_slice(&buf[..buf.len().min(room)]);
-                    (false, buf.len())
-                }
-            }
-        };
-        r.consume(used);
-        total += used;
-        if done {
-            return Ok(total);
-        }
     }
 }
 

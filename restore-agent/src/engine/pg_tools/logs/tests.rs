@@ -1,4 +1,9 @@
+use std::process::ExitStatus;
+
 use super::*;
+use crate::Error;
+use crate::engine::pg_tools::PgToolsReport;
+use crate::postgres::{TargetConfig, TargetError};
 
 fn target() -> TargetConfig {
     TargetConfig::from_url_and_env(Some("postgres://app@db.example:5432/shop"), &|_| None).unwrap()
@@ -23,7 +28,7 @@ fn pg_restore_errors_carry_the_failed_command() {
     let log = log_of(Tool::PgRestore, OnError::Stop, text, &t);
     assert_eq!(log.error_count, 1);
     assert_eq!(t.snapshot().current_object.as_deref(), Some("TABLE public.notes"));
-    let err = log.outcome(exit(1), &target()).unwrap_err();
+    let err = log.outcome(exit(1), &target()).map_err(Error::from).unwrap_err();
     assert_eq!(err.reason(), "SqlError");
     assert_eq!(
         err.to_string(),
@@ -42,8 +47,8 @@ fn pg_restore_continue_fails_with_the_count() {
         pg_restore: error: COPY failed for table \"notes\": ERROR:  column \"id\" of relation \"notes\" does not exist\n\
         pg_restore: warning: errors ignored on restore: 2\n";
     let log = log_of(Tool::PgRestore, OnError::Continue, text, &t);
-    assert_eq!(t.warnings(), 2);
-    let err = log.outcome(exit(1), &target()).unwrap_err();
+    assert_eq!(t.snapshot().warnings, 2);
+    let err = log.outcome(exit(1), &target()).map_err(Error::from).unwrap_err();
     assert_eq!(err.reason(), "SqlErrors");
     match err {
         Error::Target(TargetError::Errors { count, first }) => {
@@ -62,11 +67,12 @@ fn pg_restore_continue_fails_with_the_count() {
 fn tool_connection_failures_are_classified() {
     let t = Tracker::detached();
     let text = "pg_restore: error: connection to server at \"127.0.0.1\", port 55432 failed: FATAL:  database \"nonexist\" does not exist\n";
-    let err = log_of(Tool::PgRestore, OnError::Stop, text, &t).outcome(exit(1), &target()).unwrap_err();
+    let err =
+        log_of(Tool::PgRestore, OnError::Stop, text, &t).outcome(exit(1), &target()).map_err(Error::from).unwrap_err();
     assert_eq!(err.reason(), "DatabaseMissing");
     assert!(err.to_string().contains("database \"nonexist\" does not exist"), "{err}");
     let text = "psql: error: connection to server at \"h\" (1.2.3.4), port 5432 failed: FATAL:  password authentication failed for user \"app\"\n";
-    let err = log_of(Tool::Psql, OnError::Stop, text, &t).outcome(exit(2), &target()).unwrap_err();
+    let err = log_of(Tool::Psql, OnError::Stop, text, &t).outcome(exit(2), &target()).map_err(Error::from).unwrap_err();
     assert_eq!(err.reason(), "AuthenticationFailed");
 }
 
@@ -76,6 +82,7 @@ fn pg_restore_archive_problems_are_dump_errors() {
     let err =
         log_of(Tool::PgRestore, OnError::Stop, "pg_restore: error: could not read from input file: end of file\n", &t)
             .outcome(exit(1), &target())
+            .map_err(Error::from)
             .unwrap_err();
     assert_eq!(err.reason(), "TruncatedDump");
     let err = log_of(
@@ -85,6 +92,7 @@ fn pg_restore_archive_problems_are_dump_errors() {
         &t,
     )
     .outcome(exit(1), &target())
+    .map_err(Error::from)
     .unwrap_err();
     assert_eq!(err.reason(), "NotADump");
 }
@@ -97,7 +105,7 @@ fn psql_errors_have_sqlstate_statement_and_start_line() {
         LOCATION:  parserOpenTable, parse_relation.c:1392\n\
         psql:<stdin>:5: STATEMENT:  INSERT INTO nope\n  VALUES (2);\n";
     let log = log_of(Tool::Psql, OnError::Stop, text, &t);
-    let err = log.outcome(exit(3), &target()).unwrap_err();
+    let err = log.outcome(exit(3), &target()).map_err(Error::from).unwrap_err();
     assert_eq!(err.reason(), "SqlError");
     let f = err.to_failure();
     assert_eq!(f.sqlstate.as_deref(), Some("42P01"));
@@ -121,7 +129,7 @@ fn psql_continue_counts_errors_but_tolerates_clean_dump_noise() {
     let log = log_of(Tool::Psql, OnError::Continue, text, &t);
     assert_eq!(log.error_count, 1);
     assert_eq!(log.warnings, 2);
-    let err = log.outcome(exit(0), &target()).unwrap_err();
+    let err = log.outcome(exit(0), &target()).map_err(Error::from).unwrap_err();
     match &err {
         Error::Target(TargetError::Errors { count: 1, first }) => {
             assert_eq!(first[0].sqlstate.as_deref(), Some("22P02"));

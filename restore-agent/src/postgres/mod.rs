@@ -4,16 +4,13 @@
 //! creation of a new database for `--create-database`.
 
 mod config;
-mod create;
 mod empty;
+mod new_database;
 mod tls;
 
 pub use config::{SslMode, TargetConfig};
-pub use create::{
-    Created, DEFAULT_MARKER, MARKER_MAX_CHARS, MARKER_PREFIX, create_database, marker_comment, quote_ident,
-    quote_literal, validate_dbname, validate_marker,
-};
 pub use empty::{check_cluster_empty, check_database_empty};
+pub use new_database::{DEFAULT_MARKER, create_database, validate_dbname, validate_marker};
 
 use proto::statement_start;
 

@@ -4,9 +4,10 @@
 //! a call that never comes fails within seconds, naming it, and a call the
 //! script does not expect fails the scenario.
 
-#[path = "api_calls/fixtures.rs"]
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod fixtures;
-#[path = "api_calls/server.rs"]
 mod server;
 
 use std::sync::Arc;

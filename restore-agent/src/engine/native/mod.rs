@@ -9,29 +9,37 @@
 //! A multi-database script (pg_dumpall, or pg_dump --create) runs statement by
 //! statement and reconnects on `\connect`, as psql does.
 //!
-//! The boundary is a channel of [`Msg`]s: a later engine can fan COPY blocks
-//! out to several connections from the same stream.
+//! The boundary is a channel of [`Msg`]s, fed by [`feed`] from the script:
+//! a later engine can fan COPY blocks out to several connections from the
+//! same stream.
 
+mod feed;
+
+use std::io::BufRead;
 use std::pin::pin;
 
 use bytes::Bytes;
 use futures::SinkExt;
+use proto::crd::OnError;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyInSink};
 
-use super::OnError;
-use super::expected;
-use crate::error::Error;
+use super::{EngineError, expected};
+use crate::dump::DumpError;
+use crate::postgres::{SqlFailure, TargetConfig, TargetError};
 use crate::progress::Tracker;
 use crate::sql::Event;
-use crate::target::{SqlFailure, TargetConfig, TargetError};
+
+/// Messages in flight between the reader thread and the engine (each at most
+/// one statement or one COPY chunk): bounds memory whatever the dump size.
+const CHANNEL_DEPTH: usize = 32;
 
 /// What the producer sends: dump events, then exactly one `End` carrying the
 /// verdict on the stream as a whole (trailer present, checksum matching).
 #[derive(Debug)]
 pub enum Msg {
     Event(Event),
-    End(Result<(), Error>),
+    End(Result<(), DumpError>),
 }
 
 /// How the native engine runs.
@@ -67,15 +75,36 @@ struct Run<'a> {
     failure_count: u64,
 }
 
-/// Applies the events from `rx` to the target. `client` is an open
-/// connection to `target` (the emptiness checks used it already).
-pub async fn run(
+/// Applies a psql script (read on a blocking thread) to the target: a
+/// pg_dumpall one when `cluster`, which must end with pg_dumpall's trailer.
+/// `client` is an open connection to `target` (the emptiness checks used it
+/// already); `finish_check` runs once the script is at its end, before
+/// anything commits.
+pub async fn restore(
+    script: Box<dyn BufRead + Send>,
+    cluster: bool,
+    client: Client,
+    target: &TargetConfig,
+    opts: &NativeOptions,
+    tracker: &Tracker,
+    finish_check: impl FnMut() -> Result<(), DumpError> + Send + 'static,
+) -> Result<NativeReport, EngineError> {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let producer = tokio::task::spawn_blocking(move || feed::feed(script, tx, cluster, finish_check));
+    let result = run(rx, client, target, opts, tracker).await;
+    // The producer ends by itself once the engine has dropped its receiver.
+    let _ = producer.await;
+    result
+}
+
+/// Applies the events from `rx` to the target.
+async fn run(
     mut rx: mpsc::Receiver<Msg>,
     client: Client,
     target: &TargetConfig,
     opts: &NativeOptions,
     tracker: &Tracker,
-) -> Result<NativeReport, Error> {
+) -> Result<NativeReport, EngineError> {
     let mut run = Run {
         target,
         opts,
@@ -114,23 +143,25 @@ pub async fn run(
 }
 
 impl Run<'_> {
-    async fn consume(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), Error> {
+    async fn consume(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<(), EngineError> {
         loop {
             let Some(msg) = rx.recv().await else {
-                return Err(Error::Internal("the dump reader stopped without a verdict".into()));
+                return Err(EngineError::Internal("the dump reader stopped without a verdict".into()));
             };
             match msg {
-                Msg::End(verdict) => return verdict,
+                Msg::End(verdict) => return Ok(verdict?),
                 Msg::Event(ev) => self.apply(ev, rx).await?,
             }
         }
     }
 
-    async fn apply(&mut self, ev: Event, rx: &mut mpsc::Receiver<Msg>) -> Result<(), Error> {
+    async fn apply(&mut self, ev: Event, rx: &mut mpsc::Receiver<Msg>) -> Result<(), EngineError> {
         match ev {
             Event::Statement { sql, line } => self.statement(&sql, line).await,
             Event::CopyStart { sql, line } => self.copy(&sql, line, rx).await,
-            Event::CopyData(_) | Event::CopyEnd { .. } => Err(Error::Internal("COPY data outside a COPY block".into())),
+            Event::CopyData(_) | Event::CopyEnd { .. } => {
+                Err(EngineError::Internal("COPY data outside a COPY block".into()))
+            }
             Event::Connect { dbname, line } => self.reconnect(&dbname, line).await,
             Event::Encoding { .. } | Event::DumpComplete { .. } => Ok(()),
             Event::Object { name, kind, schema } => {
@@ -140,17 +171,17 @@ impl Run<'_> {
         }
     }
 
-    async fn session_setup(&mut self) -> Result<(), Error> {
+    async fn session_setup(&mut self) -> Result<(), EngineError> {
         // Nothing secret here; keep the client quiet about NOTICEs pg_dump's
         // own SET client_min_messages would silence too.
         self.exec_internal("SET client_min_messages = warning").await
     }
 
-    async fn exec_internal(&mut self, sql: &str) -> Result<(), Error> {
+    async fn exec_internal(&mut self, sql: &str) -> Result<(), EngineError> {
         self.client.batch_execute(sql).await.map_err(|e| self.pg_error(&e, sql, None))
     }
 
-    fn pg_error(&self, e: &tokio_postgres::Error, sql: &str, line: Option<u64>) -> Error {
+    fn pg_error(&self, e: &tokio_postgres::Error, sql: &str, line: Option<u64>) -> EngineError {
         if e.as_db_error().is_none() && (e.is_closed() || e.code().is_none()) {
             return TargetError::Lost {
                 target: self.target.with_dbname(&self.database).display(),
@@ -161,7 +192,7 @@ impl Run<'_> {
         TargetError::Sql(SqlFailure::from_pg(e, sql, line, Some(&self.database))).into()
     }
 
-    async fn statement(&mut self, sql: &str, line: u64) -> Result<(), Error> {
+    async fn statement(&mut self, sql: &str, line: u64) -> Result<(), EngineError> {
         self.report.statements += 1;
         if self.opts.single_transaction && is_transaction_control(sql) {
             // Already inside the restore's transaction.
@@ -190,7 +221,13 @@ impl Run<'_> {
 
     /// Handles a failed statement: tolerated, counted, or fatal.
     /// `recoverable` says whether the session can go on after it.
-    fn failed(&mut self, e: &tokio_postgres::Error, sql: &str, line: u64, recoverable: bool) -> Result<(), Error> {
+    fn failed(
+        &mut self,
+        e: &tokio_postgres::Error,
+        sql: &str,
+        line: u64,
+        recoverable: bool,
+    ) -> Result<(), EngineError> {
         let Some(db) = e.as_db_error() else {
             return Err(self.pg_error(e, sql, Some(line)));
         };
@@ -219,7 +256,7 @@ impl Run<'_> {
         Err(TargetError::Sql(failure).into())
     }
 
-    async fn copy(&mut self, sql: &str, line: u64, rx: &mut mpsc::Receiver<Msg>) -> Result<(), Error> {
+    async fn copy(&mut self, sql: &str, line: u64, rx: &mut mpsc::Receiver<Msg>) -> Result<(), EngineError> {
         self.report.copies += 1;
         let started = self.client.copy_in::<_, Bytes>(sql).await;
         let sink = match started {
@@ -235,7 +272,7 @@ impl Run<'_> {
         let mut send_error: Option<tokio_postgres::Error> = None;
         loop {
             let Some(msg) = rx.recv().await else {
-                return Err(Error::Internal("the dump reader stopped inside a COPY block".into()));
+                return Err(EngineError::Internal("the dump reader stopped inside a COPY block".into()));
             };
             match msg {
                 Msg::Event(Event::CopyData(chunk)) => {
@@ -250,13 +287,13 @@ impl Run<'_> {
                 }
                 Msg::Event(Event::CopyEnd { .. }) => break,
                 Msg::Event(other) => {
-                    return Err(Error::Internal(format!("unexpected {other:?} inside a COPY block")));
+                    return Err(EngineError::Internal(format!("unexpected {other:?} inside a COPY block")));
                 }
                 Msg::End(verdict) => {
                     // The stream ended inside the COPY: the verdict is an error
                     // (truncated, checksum) that says why.
                     verdict?;
-                    return Err(Error::Internal("the dump ended inside a COPY block".into()));
+                    return Err(EngineError::Internal("the dump ended inside a COPY block".into()));
                 }
             }
         }
@@ -273,9 +310,9 @@ impl Run<'_> {
         }
     }
 
-    async fn reconnect(&mut self, dbname: &str, line: u64) -> Result<(), Error> {
+    async fn reconnect(&mut self, dbname: &str, line: u64) -> Result<(), EngineError> {
         if self.opts.single_transaction {
-            return Err(Error::Internal(format!(
+            return Err(EngineError::Internal(format!(
                 "\\connect {dbname} at line {line} inside a single-transaction restore"
             )));
         }

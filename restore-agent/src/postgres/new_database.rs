@@ -8,11 +8,11 @@ use tokio_postgres::Client;
 use super::{SqlFailure, TargetConfig, TargetError};
 
 /// The prefix of the comment that marks a database as created by a restore.
-pub const MARKER_PREFIX: &str = "kubegres-restore:";
+const MARKER_PREFIX: &str = "kubegres-restore:";
 /// The marker when none is given (a restore run by hand).
 pub const DEFAULT_MARKER: &str = "standalone";
 /// Longest marker (PostgreSQL's identifier length, which a Kubernetes UID fits).
-pub const MARKER_MAX_CHARS: usize = 63;
+const MARKER_MAX_CHARS: usize = 63;
 /// Longest database name PostgreSQL keeps without truncating it (NAMEDATALEN - 1).
 const DBNAME_MAX_BYTES: usize = 63;
 /// The first server version with `DROP DATABASE ... WITH (FORCE)`.
@@ -33,17 +33,17 @@ pub fn validate_marker(marker: &str) -> Result<(), String> {
 }
 
 /// The database comment that marks a database as created by the restore with `marker`.
-pub fn marker_comment(marker: &str) -> String {
+fn marker_comment(marker: &str) -> String {
     format!("{MARKER_PREFIX}{marker}")
 }
 
 /// An SQL identifier, always double-quoted (so that case and any character survive).
-pub fn quote_ident(name: &str) -> String {
+fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// An SQL string literal, safe whatever `standard_conforming_strings` says.
-pub fn quote_literal(text: &str) -> String {
+fn quote_literal(text: &str) -> String {
     let doubled = text.replace('\'', "''");
     if text.contains('\\') { format!("E'{}'", doubled.replace('\\', "\\\\")) } else { format!("'{doubled}'") }
 }
@@ -65,9 +65,9 @@ pub fn validate_dbname(dbname: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What [`create_database`] did.
+/// What [`create_database`] did, for its log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
+enum Created {
     /// The database did not exist and was created.
     New,
     /// A database left by an earlier attempt with the same marker was dropped and created again.
@@ -79,11 +79,7 @@ pub enum Created {
 /// of that name marked with the same marker is dropped first (with `FORCE` on
 /// PostgreSQL 13+); any other existing database fails with
 /// [`TargetError::DatabaseExists`] and is left untouched.
-pub async fn create_database(
-    target: &TargetConfig,
-    maintenance_db: &str,
-    marker: &str,
-) -> Result<Created, TargetError> {
+pub async fn create_database(target: &TargetConfig, maintenance_db: &str, marker: &str) -> Result<(), TargetError> {
     let dbname = target.dbname.as_str();
     let maintenance = target.with_dbname(maintenance_db);
     let client = maintenance.connect().await?;
@@ -136,7 +132,7 @@ pub async fn create_database(
         recreated = created == Created::Recreated,
         "created the target database"
     );
-    Ok(created)
+    Ok(())
 }
 
 /// `DROP DATABASE`, ending other sessions on it where the server can (13+).
