@@ -6,6 +6,10 @@
 //! operator, the process kubelet ([`kubelet`]) and a simulated Kubegres
 //! ([`kubegres_sim`]).
 
+// A test harness: a set-up that cannot be made panics with what went wrong,
+// which is how a test reports it (the workspace warns on these outside tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod agent;
 pub mod compare;
 pub mod controlplane;

@@ -196,15 +196,17 @@ pub fn finished(restore: &KubegresRestore) -> bool {
 }
 
 /// What a restore may leave behind in a namespace that only the test uses:
-/// every Pod that is not a (simulated) Kubegres Pod, and every
+/// every Pod that Kubegres did not make (through its StatefulSets and its
+/// backup CronJob's Jobs), and every
 /// ServiceAccount, Role and RoleBinding (nothing else creates them there).
 pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
-    let mut found: Vec<String> = names::<Pod>(client, namespace)
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods
+        .list_metadata(&ListParams::default())
         .await
-        .into_iter()
-        .filter(|(_, labels)| !labels.contains_key(crate::kubegres_sim::SIMULATED_BY_LABEL))
-        .map(|(name, _)| format!("Pod {name}"))
-        .collect();
+        .unwrap_or_else(|e| panic!("cannot list the Pods in {namespace}: {e}"));
+    let mut found: Vec<String> =
+        listed.items.iter().filter(|pod| !kubegres_made(pod)).map(|pod| format!("Pod {}", pod.name_any())).collect();
     for (kind, listed) in [
         ("ServiceAccount", names::<ServiceAccount>(client, namespace).await),
         ("Role", names::<Role>(client, namespace).await),
@@ -213,6 +215,15 @@ pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
         found.extend(listed.into_iter().map(|(name, _)| format!("{kind} {name}")));
     }
     found
+}
+
+/// A Pod of a StatefulSet or a Job: what Kubegres's objects make.
+fn kubegres_made(pod: &kube::core::PartialObjectMeta<Pod>) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.controller == Some(true) && matches!(owner.kind.as_str(), "StatefulSet" | "Job"))
 }
 
 /// The names and labels of every object of a kind in a namespace.
