@@ -33,11 +33,14 @@ pub const SCHEDULER_USER: &str = "system:kube-scheduler";
 /// workload controllers (StatefulSet, Job, CronJob, ReplicaSet, Deployment,
 /// TTL after finished), the garbage collector, namespaces, ServiceAccounts
 /// and their tokens, the root CA publisher, the PersistentVolume binder and
-/// the PV/PVC protection controllers, endpoints and EndpointSlices, the node
-/// lifecycle (taints, NotReady) and taint eviction, the Pod garbage
-/// collector, ClusterRole aggregation. Left out, as irrelevant here and
-/// costly on a small machine: resource quotas, HPA, disruption budgets,
-/// DaemonSets, CSR signing and approval, DRA, storage version migration.
+/// the PV/PVC protection controllers, the node lifecycle (taints, NotReady)
+/// and taint eviction, the Pod garbage collector, ClusterRole aggregation.
+/// Left out, as irrelevant here and costly on a small machine: resource
+/// quotas, HPA, disruption budgets, DaemonSets, CSR signing and approval,
+/// DRA, storage version migration; and the Endpoints and EndpointSlice
+/// controllers: Pod IPs here are on loopback, which the API refuses in
+/// endpoints (they would retry forever), and Services resolve through the
+/// process kubelet's /etc/hosts, not through endpoints.
 pub const CONTROLLERS: &[&str] = &[
     "statefulset-controller",
     "job-controller",
@@ -54,8 +57,6 @@ pub const CONTROLLERS: &[&str] = &[
     "persistentvolume-protection-controller",
     "persistentvolumeclaim-protection-controller",
     "persistentvolume-expander-controller",
-    "endpoints-controller",
-    "endpointslice-controller",
     "node-lifecycle-controller",
     "taint-eviction-controller",
     "pod-garbage-collector-controller",
