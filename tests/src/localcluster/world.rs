@@ -198,7 +198,7 @@ pub fn finished(restore: &KubegresRestore) -> bool {
 /// What a restore may leave behind in a namespace that only the test uses:
 /// every Pod that Kubegres did not make (through its StatefulSets and its
 /// backup CronJob's Jobs), and every
-/// ServiceAccount, Role and RoleBinding (nothing else creates them there).
+/// ServiceAccount (but `default`), Role and RoleBinding (nothing else creates them there).
 pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let listed = pods
@@ -212,7 +212,9 @@ pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
         ("Role", names::<Role>(client, namespace).await),
         ("RoleBinding", names::<RoleBinding>(client, namespace).await),
     ] {
-        found.extend(listed.into_iter().map(|(name, _)| format!("{kind} {name}")));
+        // The ServiceAccount controller makes `default` in every namespace.
+        let listed = listed.into_iter().filter(|(name, _)| !(kind == "ServiceAccount" && name == "default"));
+        found.extend(listed.map(|(name, _)| format!("{kind} {name}")));
     }
     found
 }

@@ -25,8 +25,13 @@ async fn big_backup_on_a_pvc(client: &kube::Client, ns: &str, cluster_name: &str
     world::create_pvc(client, ns, "backups").await;
     let name = backup.file_name().and_then(|n| n.to_str()).expect("a file name").to_string();
     std::fs::copy(backup, cluster().pvc_dir(ns, "backups").join(&name)).expect("copy the backup");
-    world::create_secret(client, ns, &format!("{cluster_name}-secret"), &[("superUserPassword", source.password())])
-        .await;
+    world::create_secret(
+        client,
+        ns,
+        &format!("{cluster_name}-secret"),
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     name
 }
 
@@ -62,7 +67,13 @@ async fn a_corrupt_dump_fails_with_the_reason_and_no_retry_storm() {
     kubegres_backup_to(&source, &file);
     let bytes = std::fs::read(&file).expect("the backup");
     std::fs::write(&file, &bytes[..bytes.len() * 2 / 3]).expect("write the truncated backup");
-    world::create_secret(&client, &ns, "restored-secret", &[("superUserPassword", source.password())]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "restored-secret",
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     world::create_restore(
         &client,
         &ns,
@@ -205,7 +216,13 @@ async fn an_agent_cannot_patch_another_restores_status_and_a_missing_pvc_is_a_cl
     let ns = namespace(&client, "rbac").await;
     let file = big_backup_on_a_pvc(&client, &ns, "mine").await;
     world::create_restore(&client, &ns, &new_cluster_restore("mine", "mine", "backups", &file, "")).await;
-    world::create_secret(&client, &ns, "theirs-secret", &[("superUserPassword", "x")]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "theirs-secret",
+        &[("superUserPassword", "x"), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     world::create_restore(&client, &ns, &new_cluster_restore("theirs", "theirs", "no-such-pvc", "latest", "")).await;
 
     // The other restore waits with a clear condition.

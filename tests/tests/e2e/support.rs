@@ -113,6 +113,11 @@ spec:
               secretKeyRef:
                 name: {cluster}-secret
                 key: superUserPassword
+          - name: POSTGRES_REPLICATION_PASSWORD
+            valueFrom:
+              secretKeyRef:
+                name: {cluster}-secret
+                key: replicationUserPassword
 {extra}"
     )
 }
