@@ -28,6 +28,12 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     // Three backups of one cluster. The newest by the name's timestamp is
     // the last one; the file times say otherwise, so picking by mtime fails.
     let source = PgCluster::start();
+    // A Kubegres cluster's primary has what Kubegres's init script made.
+    source.psql(
+        "postgres",
+        "CREATE ROLE replication WITH REPLICATION PASSWORD 'replication-pw' LOGIN; \
+         GRANT EXECUTE ON FUNCTION pg_promote TO replication;",
+    );
     let day = Duration::from_secs(86_400);
     let empty = backups.join(kubegres_file_name("mypostgres", SystemTime::now() - 2 * day));
     kubegres_backup_to(&source, &empty);
