@@ -8,6 +8,11 @@
 //! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop;
 //! - `features`: the container root, probes, StatefulSet and Job Pods, images.
 
+// Test code: its helpers panic on what a test cannot go on without (the
+// workspace warns on unwrap/expect outside tests; clippy.toml allows them
+// only inside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "kubelet/support.rs"]
 mod support;
 
