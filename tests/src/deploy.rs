@@ -19,6 +19,7 @@
 
 mod bundle;
 mod install;
+mod shared;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use install::{
     KUBEGRES_CRD_NAME, allowed, apply, create_namespace, install_kubegres_crd, install_operator_rbac,
     install_restore_crd, operator_client, operator_token, wait_for_crd,
 };
+pub use shared::{admin, control_plane};
 
 /// The operator's namespace (deploy/namespace.yaml).
 pub const NAMESPACE: &str = "kubegres-restore-system";
@@ -131,7 +133,8 @@ pub fn kubegres_crd_path() -> PathBuf {
     crate::fixtures::fixtures_dir().join("kubegres-crd.yaml")
 }
 
-fn repo_root() -> &'static Path {
+/// The repository (the workspace root).
+pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".."))
 }
 

@@ -4,10 +4,10 @@
 //! control plane ([`controlplane`]), `deploy/` installed on it ([`deploy`]),
 //! and the local cluster ([`localcluster`]): the control plane with the
 //! operator, the process kubelet ([`kubelet`]) and a simulated Kubegres
-//! ([`kubegres_sim`]).
+//! ([`kubegres_sim`]); free ports ([`net`]) and waiting on a condition
+//! ([`wait`]).
 
-// A test harness: a set-up that cannot be made panics with what went wrong,
-// which is how a test reports it (the workspace warns on these outside tests).
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
@@ -20,5 +20,7 @@ pub mod http;
 pub mod kubegres_sim;
 pub mod kubelet;
 pub mod localcluster;
+pub mod net;
 pub mod pg;
 pub mod s3;
+pub mod wait;

@@ -13,13 +13,15 @@
 //! way); they are random per server and protect nothing else.
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
+
+use crate::net::free_port;
 use rand::distr::Alphanumeric;
 
 /// The region the agent should use with this server.
@@ -79,13 +81,6 @@ fn random_string(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port on 127.0.0.1")
-}
-
 impl S3Server {
     /// Starts s3s-fs and waits until it accepts connections.
     pub fn start() -> S3Server {
@@ -108,7 +103,7 @@ impl S3Server {
         let log = root.path().join("s3s-fs.log");
         let log_file = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
-        let port = free_port();
+        let port = free_port().map_err(|e| format!("find a free port on 127.0.0.1: {e}"))?;
         let access_key = format!("AK{}", random_string(14).to_uppercase());
         let secret_key = random_string(32);
         let child = Command::new(bin)

@@ -5,7 +5,7 @@
 //! by its path, because that message is what `kubectl apply` prints. The
 //! types attach the rules with `#[schemars(extend("x-kubernetes-validations"
 //! = ...))]`; unit tests check where each list lands in the CRD, and
-//! `tests/tests/crd.rs` checks that the real apiserver enforces them.
+//! `tests/tests/deploy/crd.rs` checks that the real apiserver enforces them.
 //!
 //! Strings that a rule inspects carry a generous `maxLength` so that the
 //! apiserver's cost estimate stays bounded; the limit sits above what the rule

@@ -3,6 +3,9 @@
 //! the simulated Kubegres), in the foreground until SIGTERM or Ctrl-C, which
 //! stop every process it started.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -17,6 +17,9 @@
 //! missed or the operator does not shut down cleanly, 2 when the benchmark
 //! itself cannot run. No kubelet runs here: the Pods stay Pending.
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "operator_bench/process.rs"]
 mod process;
 #[path = "operator_bench/report.rs"]

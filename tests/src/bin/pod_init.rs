@@ -22,6 +22,9 @@
 //! On failure it writes one line to the plan's error file and to stderr, and
 //! exits with 128 (reported as `StartError`, as for runc).
 
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd as _;

@@ -2,7 +2,6 @@
 //! until they are ready.
 
 use std::ffi::OsString;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -178,11 +177,8 @@ pub(super) async fn start_apiserver(
 }
 
 /// A loopback port that was free a moment ago.
-pub(super) fn free_port() -> Result<u16, ControlPlaneError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|source| ControlPlaneError::io("find a free loopback port", source))
+fn free_port() -> Result<u16, ControlPlaneError> {
+    crate::net::free_port().map_err(|source| ControlPlaneError::io("find a free loopback port", source))
 }
 
 /// `--flag=` followed by a path.

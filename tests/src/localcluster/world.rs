@@ -98,19 +98,15 @@ pub async fn get_kubegres(client: &kube::Client, namespace: &str, name: &str) ->
 pub async fn wait_for_primary(client: &kube::Client, namespace: &str, cluster: &str, timeout: Duration) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = format!("app={cluster},replicationRole=primary");
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("the primary of Kubegres {namespace}/{cluster} to be Ready");
+    crate::wait::until_ok(&what, timeout, || async {
         let list = pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items).unwrap_or_default();
-        if let Some(ip) = list.iter().find(|pod| is_ready(pod)).and_then(|pod| pod.status.as_ref()?.pod_ip.clone()) {
-            return ip;
+        match list.iter().find(|pod| is_ready(pod)).and_then(|pod| pod.status.as_ref()?.pod_ip.clone()) {
+            Some(ip) => Ok(ip),
+            None => Err(format!("{:?}", list.iter().map(|p| (p.name_any(), p.status.clone())).collect::<Vec<_>>())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the primary of Kubegres {namespace}/{cluster} was not Ready within {timeout:?}: {:?}",
-            list.iter().map(|p| (p.name_any(), p.status.clone())).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
 }
 
 /// The primary of a Kubegres cluster, as a [`PgCluster`] the harness can

@@ -26,11 +26,12 @@ pub use tools::run_ok;
 
 use std::fs;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::net::free_port;
 
 /// How long a cluster may take to accept connections after the server starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,12 +115,6 @@ fn server_command(program: &Path) -> Command {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked: the caller retries on a race).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("cannot bind a free port on 127.0.0.1");
-    l.local_addr().expect("bound socket has no address").port()
-}
-
 impl PgCluster {
     /// Starts a new cluster with a random superuser password.
     pub fn start() -> PgCluster {
@@ -164,7 +159,7 @@ impl PgCluster {
         }
         let _ = fs::remove_file(&pwfile);
 
-        let port = free_port();
+        let port = free_port().map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
         let log_path = dir.path().join("server.log");
         let log = fs::File::create(&log_path).expect("cannot create the server log");
         let log_err = log.try_clone().expect("cannot clone the server log handle");

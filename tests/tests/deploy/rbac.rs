@@ -17,10 +17,11 @@ use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use operator::decide::{children_name, role, role_binding, service_account};
 use proto::crd::{KubegresRestore, OPERATOR_FIELD_MANAGER};
 use serde_json::{Value, json};
 
-use super::{admin, api_error, control_plane, namespace};
+use crate::support::{admin, api_error, control_plane, namespace};
 
 const GROUP: &str = "kubegres.reactive-tech.io";
 
@@ -233,8 +234,8 @@ async fn the_operator_runs_a_restores_lifecycle_under_its_own_identity() {
             "file": {"pvcName": "backups", "mountPath": "/var/lib/backup", "snapshot": "latest"},
             "cluster": {"clusterName": "mypostgres"}}}
     }));
-    let uid =
-        Api::<KubegresRestore>::namespaced(admin.clone(), &ns).create(&post, &restore).await.unwrap().metadata.uid;
+    let created = Api::<KubegresRestore>::namespaced(admin.clone(), &ns).create(&post, &restore).await.unwrap();
+    let uid = created.metadata.uid.clone();
     let all: Api<KubegresRestore> = Api::all(operator.clone());
     assert!(
         all.list(&Default::default()).await.unwrap().items.iter().any(|r| r.metadata.name.as_deref() == Some("orders"))
@@ -264,29 +265,20 @@ async fn the_operator_runs_a_restores_lifecycle_under_its_own_identity() {
     assert_eq!(clusters.get("orders").await.unwrap().data["spec"]["replicas"], 3);
 
     // The agent's identity: a ServiceAccount, and a Role allowing only its
-    // restore's status. The operator holds get/patch on status itself, so
-    // RBAC lets it grant them without `escalate` or `bind`.
-    let agent = "orders-restore";
+    // restore's status, as the operator builds them. The operator holds
+    // get/patch on status itself, so RBAC lets it grant them without
+    // `escalate` or `bind`.
+    let agent = &children_name("orders");
     Api::<ServiceAccount>::namespaced(operator.clone(), &ns)
-        .create(&post, &object(json!({"metadata": {"name": agent, "ownerReferences": owner}})))
+        .create(&post, &service_account(&created))
         .await
-        .unwrap();
+        .unwrap_or_else(|error| panic!("the operator cannot create the agent's ServiceAccount: {error}"));
     Api::<Role>::namespaced(operator.clone(), &ns)
-        .create(
-            &post,
-            &object(json!({"metadata": {"name": agent, "ownerReferences": owner}, "rules": [{
-            "apiGroups": [GROUP], "resources": ["kubegresrestores/status"],
-            "resourceNames": ["orders"], "verbs": ["get", "patch"]}]})),
-        )
+        .create(&post, &role(&created))
         .await
         .unwrap_or_else(|error| panic!("the operator cannot create the agent's Role: {error}"));
     Api::<RoleBinding>::namespaced(operator.clone(), &ns)
-        .create(
-            &post,
-            &object(json!({"metadata": {"name": agent, "ownerReferences": owner},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": agent},
-            "subjects": [{"kind": "ServiceAccount", "name": agent, "namespace": ns}]})),
-        )
+        .create(&post, &role_binding(&created))
         .await
         .unwrap_or_else(|error| panic!("the operator cannot bind the agent's Role: {error}"));
     // ... but not a Role granting more than it holds.

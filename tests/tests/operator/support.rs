@@ -1,13 +1,12 @@
 //! Shared set-up of the operator's tests: one control plane per test binary
-//! with the CRDs and the RBAC of deploy/ installed, an operator running
+//! with the CRDs and the RBAC of deploy/ installed (harness::deploy's), an operator running
 //! in-process under the ServiceAccount identity deploy/ grants, and helpers
 //! that play the parts nobody runs here (no kubelet, no Kubegres operator):
 //! they set Pod statuses and create the primary Pod themselves.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -22,31 +21,7 @@ use tokio::task::JoinHandle;
 /// How long a test waits for the operator to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
-
-/// The control plane, with deploy/'s CRD and RBAC and the stand-in
-/// Kubegres CRD installed.
-pub fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE.get_or_init(|| {
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(async {
-                let control_plane = ControlPlane::start().await;
-                let admin = control_plane.client();
-                harness::deploy::install_operator_rbac(&admin).await;
-                harness::deploy::install_kubegres_crd(&admin).await;
-                control_plane
-            })
-        })
-        .join()
-        .unwrap_or_else(|_| panic!("the control plane with deploy/ installed did not start (see above)"))
-    })
-}
-
-/// A fresh admin client for the calling test's runtime.
-pub async fn admin() -> kube::Client {
-    control_plane().client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.expect("an admin client")
-}
+pub use harness::deploy::{admin, control_plane};
 
 /// A test's world: its namespace, an admin client, and the operator.
 pub struct World {
@@ -251,18 +226,11 @@ impl World {
 /// The condition of a type: (status, reason, message).
 pub use harness::localcluster::world::condition;
 
-/// Polls `check` every 100 ms until it returns `Some`, for at most [`WAIT`].
+/// Checks `check` until it returns `Some`, for at most [`WAIT`].
 pub async fn wait<T, F, Fut>(what: &str, check: F) -> T
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    harness::wait::until(what, WAIT, check).await
 }

@@ -4,7 +4,7 @@
 //! `status.progress` (and `status.failure`) under its own field manager, and
 //! the same token cannot touch another restore's status.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::agent::run_agent;
 use harness::controlplane::ControlPlane;
@@ -15,6 +15,8 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use operator::decide::{children_name, role, role_binding, service_account};
+use proto::KubegresRestore;
 use serde_json::{Value, json};
 
 const NS: &str = "agent-status";
@@ -43,38 +45,17 @@ fn restore_object(name: &str) -> DynamicObject {
     }))
 }
 
-/// A ServiceAccount allowed only get/patch on `name`'s status, and its token.
+/// The restore's ServiceAccount, Role (get/patch on `name`'s status only)
+/// and RoleBinding, as the operator builds them; the ServiceAccount's token.
 async fn agent_token(cp: &ControlPlane, name: &str) -> String {
     let admin = cp.client();
-    let sa = format!("restore-{name}");
+    let post = PostParams::default();
+    let restore = Api::<KubegresRestore>::namespaced(admin.clone(), NS).get(name).await.unwrap();
+    let sa = children_name(name);
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), NS);
-    sas.create(&PostParams::default(), &object(json!({"metadata": {"name": sa}}))).await.unwrap();
-    Api::<Role>::namespaced(admin.clone(), NS)
-        .create(
-            &PostParams::default(),
-            &object(json!({
-                "metadata": {"name": sa},
-                "rules": [{
-                    "apiGroups": ["kubegres.reactive-tech.io"],
-                    "resources": ["kubegresrestores/status"],
-                    "resourceNames": [name],
-                    "verbs": ["get", "patch"]
-                }]
-            })),
-        )
-        .await
-        .unwrap();
-    Api::<RoleBinding>::namespaced(admin.clone(), NS)
-        .create(
-            &PostParams::default(),
-            &object(json!({
-                "metadata": {"name": sa},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": NS}]
-            })),
-        )
-        .await
-        .unwrap();
+    sas.create(&post, &service_account(&restore)).await.unwrap();
+    Api::<Role>::namespaced(admin.clone(), NS).create(&post, &role(&restore)).await.unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), NS).create(&post, &role_binding(&restore)).await.unwrap();
     let request = TokenRequest {
         spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
         ..Default::default()
@@ -83,11 +64,7 @@ async fn agent_token(cp: &ControlPlane, name: &str) -> String {
     let token = issued.status.unwrap().token.unwrap();
     // RBAC serves new bindings from its informers: wait until this one took effect.
     let own = restores(cp.client_with_token(&token).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(e) = own.get_status(name).await {
-        assert!(Instant::now() < deadline, "the agent's Role never took effect: {e}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    harness::wait::until_ok("the agent's Role to take effect", Duration::from_secs(20), || own.get_status(name)).await;
     token
 }
 

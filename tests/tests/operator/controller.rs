@@ -5,6 +5,7 @@
 //! operator (they create the cluster's primary Pod). Each test has its own
 //! namespace and its own operator watching it.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -15,10 +16,7 @@ use proto::Phase;
 use proto::crd::{CONDITION_FAILED, CONDITION_READY, CONDITION_SPEC_CHANGED, CONDITION_TARGET_READY};
 use serde_json::{Value, json};
 
-#[path = "operator/support.rs"]
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const PASSWORD_REF: &str = "pg-secret";
 
@@ -242,12 +240,24 @@ async fn a_target_deleted_mid_restore_is_reported_without_a_hot_loop() {
     assert_eq!(restore.status.unwrap().phase(), Phase::CreatingTarget);
     world.wait_gone(&world.pods(), "orders-restore-1").await;
 
-    // Waiting for the backoff is quiet: a few reconciles, not hundreds.
+    // Waiting for the backoff is quiet: a few reconciles, not hundreds. What
+    // must NOT happen has no condition to wait on, so this watches a fixed
+    // window (the one deliberate sleep of this suite).
+    const QUIET_WINDOW: Duration = Duration::from_secs(3);
     let before = world.operator.reconciles();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(QUIET_WINDOW).await;
     let during = world.operator.reconciles() - before;
-    assert!(during <= 5, "{during} reconciles in 3 s while waiting for the backoff");
+    assert!(during <= 5, "{during} reconciles in {QUIET_WINDOW:?} while waiting for the backoff");
     world.operator.stop().await;
+}
+
+/// Touches the restore Pod (an event the operator reconciles on, with nothing
+/// for it to act on) and waits until a reconcile has ended since.
+async fn touch_and_reconcile(world: &World, touch: &str) {
+    let before = world.operator.reconciles();
+    let patch = json!({"metadata": {"annotations": {"touch": touch}}});
+    world.pods().patch("app-restore-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait("a reconcile after touching the Pod", || async { (world.operator.reconciles() > before).then_some(()) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,15 +267,19 @@ async fn status_is_written_only_when_it_changes_and_spec_changes_are_not_acted_o
     world.wait_pod("app-restore-1").await;
     world.run_pod("app-restore-1").await;
     let settled = world.wait_phase("app", Phase::Restoring).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let version = world.restores().get("app").await.unwrap().resource_version();
+    // Settled: a whole reconcile ran (after a touch of the Pod) without a write.
+    let tries = AtomicU32::new(0);
+    let version = wait("the status to settle", || async {
+        let version = world.restores().get("app").await.unwrap().resource_version();
+        touch_and_reconcile(&world, &format!("settle-{}", tries.fetch_add(1, Ordering::Relaxed))).await;
+        (world.restores().get("app").await.unwrap().resource_version() == version).then_some(version)
+    })
+    .await;
 
     // Pod events make the operator reconcile; nothing changed, so no write.
     let before = world.operator.reconciles();
     for n in 0..3 {
-        let patch = json!({"metadata": {"annotations": {"touch": n.to_string()}}});
-        world.pods().patch("app-restore-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        touch_and_reconcile(&world, &n.to_string()).await;
     }
     assert!(world.operator.reconciles() > before, "the Pod updates triggered reconciles");
     assert_eq!(world.restores().get("app").await.unwrap().resource_version(), version);

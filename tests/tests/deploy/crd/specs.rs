@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::fork_with;
+use crate::support::fork_with;
 
 /// A spec with a value that is at the edge of what is allowed.
 pub fn boundary_specs() -> Vec<(&'static str, Value)> {

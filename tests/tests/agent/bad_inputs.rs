@@ -12,7 +12,8 @@ use harness::agent::{AgentOutput, restore, restore_with_password};
 use harness::compare::{assert_same_database, schema_of};
 use harness::dumps::{Compressor, Dumps, compress_bytes};
 use harness::fixtures::load_small;
-use harness::pg::{PgCluster, free_port, random_token};
+use harness::net::free_port;
+use harness::pg::{PgCluster, random_token};
 use rand::RngCore as _;
 
 const SOURCE_DB: &str = "small";
@@ -216,7 +217,7 @@ fn checksum_mismatch_rolls_back() {
 fn closed_port() -> u16 {
     match std::net::TcpStream::connect(("127.0.0.1", 1)) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => 1,
-        _ => free_port(),
+        _ => free_port().expect("a free port on 127.0.0.1"),
     }
 }
 

@@ -3,19 +3,17 @@
 //! server-side dry run with strict field validation; the operator's Pod
 //! passes Pod Security `restricted`; the Deployment is hardened; and the
 //! operator's ServiceAccount may do exactly what the controller needs,
-//! checked verb by verb, rule by rule and by real calls (deploy/rbac.rs).
+//! checked verb by verb, rule by rule and by real calls (rbac.rs).
 //!
-//! The examples in deploy/examples are tested in tests/tests/crd.rs.
+//! The examples in deploy/examples are tested in crd.rs.
 //!
 //! The tests share one control plane (started on first use, with deploy/'s
 //! namespace, CRD and RBAC and the stand-in Kubegres CRD installed) and each
 //! works in its own namespace.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use harness::deploy::{
     BUNDLE_COMMAND, FIELD_MANAGER, Kustomization, NAMESPACE, OPERATOR, allowed, apply, bundle, bundle_documents,
     deploy_dir, install_kubegres_crd, install_operator_rbac, install_yaml_path, operator_client, resource_documents,
@@ -26,58 +24,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-#[path = "deploy/rbac.rs"]
-mod rbac;
-
-// ---------------------------------------------------------------------------
-// The shared control plane
-
-static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
-
-/// The control plane of this file's tests, with deploy/'s namespace, CRD
-/// and RBAC and the stand-in Kubegres CRD installed. Started on a thread of
-/// its own so that any test's runtime can share it; each test makes its own
-/// clients.
-fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE.get_or_init(|| {
-        std::thread::spawn(|| {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime to start it");
-            runtime.block_on(async {
-                let control_plane = ControlPlane::start().await;
-                install_operator_rbac(&control_plane.client()).await;
-                install_kubegres_crd(&control_plane.client()).await;
-                control_plane
-            })
-        })
-        .join()
-        .unwrap_or_else(|_| panic!("the control plane with deploy/ installed did not start (see above)"))
-    })
-}
-
-/// A fresh admin client for the calling test's runtime.
-async fn admin() -> kube::Client {
-    control_plane().client_for_user(ADMIN_USER, &[ADMIN_GROUP]).await.expect("an admin client")
-}
-
-/// Creates the test's own namespace.
-async fn namespace(client: &kube::Client, name: &str) -> String {
-    harness::deploy::create_namespace(client, name).await;
-    name.to_string()
-}
-
-/// The HTTP status and the apiserver's message of a kube error.
-fn api_error(error: &kube::Error) -> (u16, String) {
-    match error {
-        kube::Error::Api(status) => (status.code, status.message.clone()),
-        other => panic!("expected an answer from the apiserver, got {other}"),
-    }
-}
-
-fn read_yaml(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    serde_saphyr::from_str(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()))
-}
+use crate::support::{admin, api_error, control_plane, read_yaml};
 
 fn deployment_yaml() -> Value {
     read_yaml(&deploy_dir().join("operator/deployment.yaml"))

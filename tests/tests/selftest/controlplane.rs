@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use harness::controlplane::{ControlPlane, kube_version};
+use harness::wait::{until, until_ok};
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -134,16 +135,14 @@ async fn service_account_tokens_and_rbac(cp: &ControlPlane) {
         .await
         .unwrap();
     let configmaps: Api<ConfigMap> = Api::namespaced(reader.clone(), NS);
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    until_ok("the RoleBinding to take effect", SETTLE, || async {
         match configmaps.list(&Default::default()).await {
-            Ok(_) => break,
-            Err(error) if status_of(&error) == Some(403) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("the RoleBinding never took effect: {error}\n{}", cp.logs()),
+            Err(error) if status_of(&error) == Some(403) => Err(error),
+            Err(error) => panic!("listing ConfigMaps as the reader: {error}\n{}", cp.logs()),
+            Ok(_) => Ok(()),
         }
-    }
+    })
+    .await;
     let still_denied = secrets.list(&Default::default()).await.unwrap_err();
     assert_eq!(status_of(&still_denied), Some(403), "{still_denied}");
 
@@ -187,19 +186,14 @@ async fn custom_resources(cp: &ControlPlane) {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    until("the CRD to be Established", SETTLE, || async {
         let crd = crds.get("widgets.selftest.kubegres-restore.io").await.unwrap();
-        let established = crd
-            .status
+        crd.status
             .and_then(|status| status.conditions)
-            .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-        if established {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the CRD was not Established within {SETTLE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+            .then_some(())
+    })
+    .await;
 
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("selftest.kubegres-restore.io", "v1", "Widget"),
@@ -211,16 +205,14 @@ async fn custom_resources(cp: &ControlPlane) {
         "metadata": {"name": "one"}, "spec": {"size": 3}
     }));
     // The discovery endpoint may lag Established by a moment.
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    until_ok("the Widget resource to be served", SETTLE, || async {
         match widgets.create(&PostParams::default(), &widget).await {
-            Ok(_) => break,
-            Err(error) if status_of(&error) == Some(404) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Err(error) if status_of(&error) == Some(404) => Err(error),
             Err(error) => panic!("cannot create a Widget: {error}"),
+            Ok(_) => Ok(()),
         }
-    }
+    })
+    .await;
     let fetched = widgets.get("one").await.unwrap();
     assert_eq!(fetched.data["spec"]["size"], 3);
 

@@ -20,12 +20,9 @@ use proto::crd::{
 use proto::{AGENT_FIELD_MANAGER, RestoreProgress};
 use serde_json::{Value, json};
 
-#[path = "crd/specs.rs"]
 mod specs;
-#[path = "crd/support.rs"]
-mod support;
 
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------
 // The CRD itself

@@ -10,16 +10,10 @@
 //! namespace. Under CI=true, as everywhere, a cluster that cannot start
 //! fails the tests.
 
-// Test code: its helpers panic on what a test cannot go on without (the
-// workspace warns on unwrap/expect outside tests; clippy.toml allows them
-// only inside #[test] functions).
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "e2e/faults.rs"]
 mod faults;
-#[path = "e2e/kubegres.rs"]
 mod kubegres;
-#[path = "e2e/sources.rs"]
 mod sources;
-#[path = "e2e/support.rs"]
 mod support;

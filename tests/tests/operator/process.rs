@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
+use harness::wait::{until, until_ok};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
@@ -65,16 +66,14 @@ impl Replica {
 
     /// Waits until `/readyz` answers 200 with a body containing `what`.
     async fn wait_ready(&self, what: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some((200, body)) = self.get("/readyz").await
-                && body.contains(what)
-            {
-                return;
+        let expected = format!("/readyz to say {what:?}");
+        until_ok(&expected, WAIT, || async {
+            match self.get("/readyz").await {
+                Some((200, body)) if body.contains(what) => Ok(()),
+                answer => Err(format!("it answered {answer:?}\n{}", self.logs())),
             }
-            assert!(Instant::now() < deadline, "/readyz never said {what:?}\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// SIGTERM, and the exit code.
@@ -132,16 +131,12 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
     restores.create(&PostParams::default(), &restore("one")).await.unwrap();
     wait_for_pod(&pods, "one-restore-1").await;
     // The metrics are updated when the reconcile ends, just after the Pod.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let metrics = until_ok("a Restoring restore in /metrics", WAIT, || async {
         let (_, metrics) = first.get("/metrics").await.unwrap();
-        if metrics.contains("kubegres_restore_restores{phase=\"Restoring\"} 1") {
-            assert!(metrics.contains("kubegres_restore_reconciles_total"), "{metrics}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no Restoring restore in /metrics:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if metrics.contains("kubegres_restore_restores{phase=\"Restoring\"} 1") { Ok(metrics) } else { Err(metrics) }
+    })
+    .await;
+    assert!(metrics.contains("kubegres_restore_reconciles_total"), "{metrics}");
 
     // SIGTERM: a clean exit that releases the lease (no holder right after),
     // and the standby takes over within about one lease duration (15 s; it
@@ -168,9 +163,5 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_sigterm() {
 }
 
 async fn wait_for_pod(pods: &Api<Pod>, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    while pods.get_opt(name).await.unwrap().is_none() {
-        assert!(Instant::now() < deadline, "no Pod {name}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(&format!("Pod {name}"), WAIT, || async { pods.get_opt(name).await.unwrap().map(drop) }).await;
 }

@@ -8,22 +8,15 @@
 //! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop;
 //! - `features`: the container root, probes, StatefulSet and Job Pods, images.
 
-// Test code: its helpers panic on what a test cannot go on without (the
-// workspace warns on unwrap/expect outside tests; clippy.toml allows them
-// only inside #[test] functions).
+// Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "kubelet/support.rs"]
 mod support;
 
-#[path = "kubelet/running.rs"]
 mod running;
 
-#[path = "kubelet/volumes.rs"]
 mod volumes;
 
-#[path = "kubelet/lifecycle.rs"]
 mod lifecycle;
 
-#[path = "kubelet/features.rs"]
 mod features;
