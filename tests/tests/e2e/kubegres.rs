@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use harness::localcluster::world;
 use harness::pg::PgCluster;
+use harness::wait::until;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Service};
 use kube::ResourceExt;
@@ -16,22 +17,6 @@ use serde_json::json;
 use super::support::*;
 
 const WAIT: Duration = Duration::from_secs(180);
-
-/// Polls `probe` until it returns `Some`, or panics naming `what`.
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what} did not happen within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 async fn ready_ip(pods: &Api<Pod>, name: &str) -> Option<String> {
     let pod = pods.get_opt(name).await.ok()??;
@@ -68,9 +53,9 @@ async fn a_kubegres_cluster_replicates_backs_up_and_scales_by_index() {
 
     // A replica, cloned by pg_basebackup, streams from the primary.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let replica_ip = wait_for("the replica pg-2-0 Ready", || ready_ip(&pods, "pg-2-0")).await;
+    let replica_ip = until("the replica pg-2-0 Ready", WAIT, || ready_ip(&pods, "pg-2-0")).await;
     let replica = PgCluster::connect_to(&replica_ip, 5432, password);
-    wait_for("the rows on the replica", || async {
+    until("the rows on the replica", WAIT, || async {
         let rows = replica.query("postgres", "SELECT count(*) FROM rows_here");
         (rows == vec![vec!["500".to_string()]]).then_some(())
     })
@@ -125,10 +110,10 @@ async fn a_kubegres_cluster_replicates_backs_up_and_scales_by_index() {
         Api::namespaced_with(client.clone(), &ns, &harness::kubegres_sim::api_resource());
     let scale = |replicas: i64| json!({"spec": {"replicas": replicas}});
     kubegres_api.patch("pg", &PatchParams::default(), &Patch::Merge(&scale(1))).await.unwrap();
-    wait_for("pg-2 deleted", || async { (set_names(&client, &ns).await == ["pg-1"]).then_some(()) }).await;
+    until("pg-2 deleted", WAIT, || async { (set_names(&client, &ns).await == ["pg-1"]).then_some(()) }).await;
     assert!(claims.get_opt("postgres-db-pg-2-0").await.unwrap().is_some(), "the replica's claim is kept");
     kubegres_api.patch("pg", &PatchParams::default(), &Patch::Merge(&scale(2))).await.unwrap();
-    wait_for("pg-3 created", || async { (set_names(&client, &ns).await == ["pg-1", "pg-3"]).then_some(()) }).await;
+    until("pg-3 created", WAIT, || async { (set_names(&client, &ns).await == ["pg-1", "pg-3"]).then_some(()) }).await;
 
     for path in ["/etc/postgres.conf", "/etc/pg_hba.conf", "/docker-entrypoint-initdb.d", "/tmp/backup_database.sh"] {
         assert!(!std::path::Path::new(path).exists(), "{path} was created on the machine's root");
@@ -148,7 +133,7 @@ async fn a_kubegres_spec_without_the_replication_password_is_refused_as_kubegres
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &harness::kubegres_sim::api_resource());
     api.patch("half", &PatchParams::apply(world::FIELD_MANAGER), &Patch::Apply(&kubegres)).await.unwrap();
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    let message = wait_for("the SpecCheckErr Event", || async {
+    let message = until("the SpecCheckErr Event", WAIT, || async {
         let listed = events.list(&ListParams::default()).await.ok()?;
         listed.items.into_iter().find(|e| e.reason.as_deref() == Some("SpecCheckErr")).and_then(|e| e.message)
     })

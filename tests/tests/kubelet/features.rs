@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use harness::wait::until;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Service};
@@ -76,7 +77,7 @@ async fn subpath_files_have_their_modes_and_nothing_reaches_the_host() {
         { "name": "base", "mountPath": "/tmp/backup_database.sh", "subPath": "backup_database.sh" },
     ]);
     world.create_pod("files", json!({}), spec).await;
-    let log = wait("the report", || async {
+    let log = until("the report", WAIT, || async {
         let path = world.kubelet().pod_log_path(&world.ns, "files", "main")?;
         let log = std::fs::read_to_string(path).unwrap_or_default();
         log.contains("\ndone").then_some(log)
@@ -102,7 +103,7 @@ async fn subpath_files_have_their_modes_and_nothing_reaches_the_host() {
     assert_host_untouched("while the Pod runs");
     let pods = world.pods();
     pods.delete("files", &DeleteParams::default()).await.unwrap();
-    wait("the Pod gone", || async { pods.get_opt("files").await.unwrap().is_none().then_some(()) }).await;
+    until("the Pod gone", WAIT, || async { pods.get_opt("files").await.unwrap().is_none().then_some(()) }).await;
     assert_host_untouched("after the Pod is gone");
 
     // readOnlyRootFilesystem: the root, its overlays and /tmp refuse writes; volumes do not.
@@ -219,7 +220,7 @@ async fn statefulset_and_job_pods_run_with_their_claims_and_tokens() {
         } }))
         .await;
     let jobs: Api<Job> = Api::namespaced(world.admin.clone(), &world.ns);
-    wait("the Job to succeed", || async {
+    until("the Job to succeed", WAIT, || async {
         let job = jobs.get("once").await.unwrap();
         job.status.and_then(|s| s.succeeded).filter(|n| *n == 1).map(|_| ())
     })

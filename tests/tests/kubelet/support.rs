@@ -6,15 +6,15 @@
 //! NodeRestriction limit it as in a real cluster. The tests' Pods select
 //! their node; kube-scheduler binds them.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use harness::kubelet::{ImageMap, Kubelet, KubeletConfig, Program, pod_init_bin};
 use harness::localcluster::storage::{NodePaths, Provisioner, install_storage_class};
+use harness::wait::until;
 use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
@@ -53,7 +53,10 @@ fn shared() -> &'static Shared {
     })
 }
 
-/// The control plane shared by the tests of this binary.
+/// The control plane shared by the tests of this binary. Not
+/// `harness::deploy::control_plane`: the kubelet needs the full cluster
+/// (controller manager, scheduler, the default StorageClass and the
+/// provisioner), not deploy/'s objects.
 pub fn control_plane() -> &'static ControlPlane {
     &shared().control_plane
 }
@@ -147,8 +150,10 @@ impl World {
     /// Waits until `check` says yes about the Pod.
     pub async fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
         let pods = self.pods();
-        wait(&format!("Pod {name}: {what}"), || async { pods.get_opt(name).await.unwrap().filter(|pod| check(pod)) })
-            .await
+        until(&format!("Pod {name}: {what}"), WAIT, || async {
+            pods.get_opt(name).await.unwrap().filter(|pod| check(pod))
+        })
+        .await
     }
 
     /// Waits for a terminal phase and returns the Pod.
@@ -201,22 +206,6 @@ pub fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Polls `check` until it returns `Some`, failing the test after [`WAIT`].
-pub async fn wait<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A PersistentVolumeClaim (its folder is DIR/volumes/<ns>/<name>).

@@ -1,5 +1,6 @@
 //! Volumes, /etc/hosts, the private mount namespace and the ServiceAccount token.
 
+use harness::wait::until;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::json;
@@ -82,7 +83,7 @@ async fn volumes_hosts_and_a_private_mount_namespace() {
         )
         .await;
     let pod = world.wait_pod("checker", "Running", |pod| phase(pod) == "Running").await;
-    let log = wait("the checker's report", || async {
+    let log = until("the checker's report", WAIT, || async {
         let log = world.log("checker", "main");
         log.contains("hostname:").then_some(log)
     })
@@ -123,7 +124,7 @@ async fn volumes_hosts_and_a_private_mount_namespace() {
     world.create_pod("backend-2", json!({ "app": "db" }), spec).await;
     let second = world.wait_pod("backend-2", "Ready", is_ready).await;
     let hosts_file = world.dir.path().join("pods").join(pod.metadata.uid.as_ref().unwrap()).join("etc-hosts");
-    wait("the second backend in the checker's /etc/hosts", || async {
+    until("the second backend in the checker's /etc/hosts", WAIT, || async {
         let text = std::fs::read_to_string(&hosts_file).unwrap_or_default();
         text.contains(&format!("{}\tdb.kl-volumes ", pod_ip(&second))).then_some(())
     })

@@ -8,26 +8,13 @@
 use std::time::{Duration, Instant};
 
 use harness::controlplane::{CONTROLLERS, ControlPlane};
+use harness::wait::until;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
+/// How long the controllers and the scheduler may take to act.
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
@@ -41,9 +28,9 @@ async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
 
     // The serviceaccount and root-ca publisher controllers populate a new namespace.
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "cluster-test");
-    eventually("the default ServiceAccount", || async { accounts.get_opt("default").await.unwrap() }).await;
+    until("the default ServiceAccount", WAIT, || async { accounts.get_opt("default").await.unwrap() }).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "cluster-test");
-    let root_ca = eventually("kube-root-ca.crt", || async { maps.get_opt("kube-root-ca.crt").await.unwrap() }).await;
+    let root_ca = until("kube-root-ca.crt", WAIT, || async { maps.get_opt("kube-root-ca.crt").await.unwrap() }).await;
     assert_eq!(root_ca.data.unwrap()["ca.crt"], cp.ca_pem());
 
     // ServiceAccount admission gives a Pod exactly the projected token volume.
@@ -85,7 +72,7 @@ async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
     }
 
     // No Node: kube-scheduler says so in PodScheduled.
-    let unscheduled = eventually("PodScheduled=False", || async {
+    let unscheduled = until("PodScheduled=False", WAIT, || async {
         let pod = pods.get("plain").await.unwrap();
         pod.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")
     })
@@ -103,9 +90,9 @@ async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
     .unwrap();
     jobs.create(&PostParams::default(), &job).await.unwrap();
     let selector = ListParams::default().labels("job-name=once");
-    eventually("the Job's Pod", || async { pods.list(&selector).await.unwrap().items.into_iter().next() }).await;
+    until("the Job's Pod", WAIT, || async { pods.list(&selector).await.unwrap().items.into_iter().next() }).await;
     jobs.delete("once", &DeleteParams::background()).await.unwrap();
-    eventually("the Job's Pod garbage-collected", || async {
+    until("the Job's Pod garbage-collected", WAIT, || async {
         let left = pods.list(&selector).await.unwrap().items;
         left.iter().all(|p| p.metadata.deletion_timestamp.is_some()).then_some(())
     })
@@ -122,7 +109,7 @@ async fn the_controllers_and_the_scheduler_run_as_in_a_cluster() {
     .unwrap();
     maps.create(&PostParams::default(), &dependent).await.unwrap();
     maps.delete("owner", &DeleteParams::default()).await.unwrap();
-    eventually("the dependent ConfigMap collected", || async {
+    until("the dependent ConfigMap collected", WAIT, || async {
         maps.get_opt("dependent").await.unwrap().is_none().then_some(())
     })
     .await;
