@@ -67,8 +67,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	export POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 	export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
 	# A temporary server on the unix socket only, with the container's own
-	# arguments (config_file, hba_file...) as the image's entrypoint starts it.
-	pg_ctl -D "$PGDATA" -o "$(printf '%q ' "${@:2}") -c listen_addresses='' -c unix_socket_directories=/var/run/postgresql -p ${PGPORT:-5432}" -w start
+	# arguments (config_file, hba_file...) as the image's entrypoint starts it
+	# (none: no empty word, which postgres refuses as an invalid argument).
+	own_args=''
+	if [ "$#" -gt 1 ]; then
+		own_args="$(printf '%q ' "${@:2}")"
+	fi
+	pg_ctl -D "$PGDATA" -o "$own_args -c listen_addresses='' -c unix_socket_directories=/var/run/postgresql -p ${PGPORT:-5432}" -w start
 	psql_cmd=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc
 		--host /var/run/postgresql --port "${PGPORT:-5432}")
 	db="$POSTGRES_DB"
