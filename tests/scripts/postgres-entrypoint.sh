@@ -60,11 +60,23 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		"${auth_host[@]}" ${POSTGRES_INITDB_ARGS:-}
 	printf '\nhost all all all %s\n' "$auth_method" >> "$PGDATA/pg_hba.conf"
 
-	# A temporary server on the unix socket only.
-	pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql -p ${PGPORT:-5432}" -w start
-	psql_cmd=(psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --no-password --no-psqlrc
+	# What the image's entrypoint exports for the init scripts (Kubegres's
+	# use POSTGRES_USER and POSTGRES_DB; PGPASSWORD serves an hba_file that
+	# asks local connections for a password, as Kubegres's pg_hba.conf does).
+	export POSTGRES_USER="${POSTGRES_USER:-postgres}"
+	export POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
+	export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
+	# A temporary server on the unix socket only, with the container's own
+	# arguments (config_file, hba_file...) as the image's entrypoint starts it
+	# (none: no empty word, which postgres refuses as an invalid argument).
+	own_args=''
+	if [ "$#" -gt 1 ]; then
+		own_args="$(printf '%q ' "${@:2}")"
+	fi
+	pg_ctl -D "$PGDATA" -o "$own_args -c listen_addresses='' -c unix_socket_directories=/var/run/postgresql -p ${PGPORT:-5432}" -w start
+	psql_cmd=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc
 		--host /var/run/postgresql --port "${PGPORT:-5432}")
-	db="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
+	db="$POSTGRES_DB"
 	if [ "$db" != 'postgres' ]; then
 		"${psql_cmd[@]}" --dbname postgres --set db="$db" <<-'EOSQL'
 			CREATE DATABASE :"db" ;
@@ -79,6 +91,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		esac
 	done
 	pg_ctl -D "$PGDATA" -m fast -w stop
+	unset PGPASSWORD
 	echo
 	echo 'PostgreSQL init process complete; ready for start up.'
 	echo

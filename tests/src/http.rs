@@ -287,7 +287,7 @@ fn parse_range(v: &str) -> Option<(u64, Option<u64>)> {
 /// A loopback address whose port was free a moment ago (for a server the
 /// caller starts as another process; it retries if the port was taken).
 pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+    crate::net::free_port().map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
 }
 
 /// A plain HTTP/1.0 GET on loopback, e.g. an operator's `/readyz`: the

@@ -4,9 +4,11 @@
 //!    simulated Kubegres);
 //! 2. creates the Kubegres cluster `mypostgres` and loads the Pagila sample
 //!    database into its primary;
-//! 3. backs it up as Kubegres's backup CronJob does (`pg_dumpall -c | gzip`
-//!    into `<name>-backup-DD_MM_YYYY_HH_MM_SS.gz` on the backup PVC), next to
-//!    an older backup taken before Pagila was loaded;
+//! 3. backs it up with the Kubegres backup CronJob `backup-mypostgres`, a Job
+//!    started from it as `kubectl create job --from=cronjob/...` does
+//!    (Kubegres's `backup_database.sh`: `pg_dumpall -c | gzip` from the
+//!    replica Service into `<name>-backup-DD_MM_YYYY_HH_MM_SS.gz` on the
+//!    backup PVC), next to an older backup taken before Pagila was loaded;
 //! 4. applies `deploy/examples/restore-latest-backup.yaml` and shows the
 //!    restore's phase and progress while it runs;
 //! 5. checks `mypostgres-restored` against `mypostgres`, object by object and
@@ -16,10 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use harness::compare;
-use harness::dumps::kubegres_file_name;
 use harness::localcluster::world::{self, phase};
 use harness::localcluster::{LocalCluster, Options};
 use proto::KubegresRestore;
@@ -81,8 +82,8 @@ async fn run(client: kube::Client, dir: std::path::PathBuf) -> Result<(), String
     println!("  primary {SOURCE}-1-0 is Ready at {}:5432", source.host());
 
     let backups = harness::localcluster::pvc_dir(&dir, NAMESPACE, BACKUP_PVC);
-    let old_name = kubegres_file_name(SOURCE, SystemTime::now() - Duration::from_secs(86_400));
-    backup(&source, &backups.join(&old_name))?;
+    say("backing it up with its Kubegres backup CronJob, before loading anything");
+    let old_name = backup(&client, &password, &backups, "backup-before").await?;
     say("loading Pagila (../shared/testdata/pagila) and 4 million generated page views into mypostgres");
     harness::fixtures::load_pagila(&source, "pagila");
     // Pagila restores in about a second; a generated table gives the
@@ -94,9 +95,8 @@ async fn run(client: kube::Client, dir: std::path::PathBuf) -> Result<(), String
          INSERT INTO page_views SELECT i, timestamptz '2026-01-01' + i * interval '1 second', '/films/' || (i % 1000),
            md5(i::text) FROM generate_series(1, 4000000) AS i;",
     );
-    let new_name = kubegres_file_name(SOURCE, SystemTime::now());
-    say("backing it up as Kubegres's CronJob does: pg_dumpall -c | gzip");
-    backup(&source, &backups.join(&new_name))?;
+    say("backing it up with its Kubegres backup CronJob: pg_dumpall -c | gzip from a replica");
+    let new_name = backup(&client, &password, &backups, "backup-after").await?;
     for name in [&old_name, &new_name] {
         let size = std::fs::metadata(backups.join(name)).map(|m| m.len()).unwrap_or_default();
         println!("  {BACKUP_PVC}/{name}  {size} bytes");
@@ -183,25 +183,26 @@ fn describe(restore: &KubegresRestore) -> String {
     line
 }
 
-/// `pg_dumpall -c | gzip > file`, as the Kubegres backup CronJob runs it
-/// against the primary.
-fn backup(source: &harness::pg::PgCluster, file: &std::path::Path) -> Result<(), String> {
-    let out = std::fs::File::create(file).map_err(|e| format!("cannot create {}: {e}", file.display()))?;
-    std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(|e| format!("cannot chmod {}: {e}", file.display()))?;
-    let mut dumpall = source
-        .command("pg_dumpall")
-        .arg("-c")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run pg_dumpall: {e}"))?;
-    let stdout = dumpall.stdout.take().ok_or("pg_dumpall has no stdout")?;
-    let gzip = std::process::Command::new("gzip").stdin(stdout).stdout(out).status().map_err(|e| e.to_string())?;
-    let status = dumpall.wait().map_err(|e| e.to_string())?;
-    if !status.success() || !gzip.success() {
-        return Err(format!("pg_dumpall -c | gzip failed: {status}, {gzip}"));
+/// A backup by a Job started from the Kubegres backup CronJob, once the
+/// replicas (its source) have replayed everything; returns the new file's name.
+async fn backup(client: &kube::Client, password: &str, backups: &std::path::Path, job: &str) -> Result<String, String> {
+    let listed = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    world::wait_for_replicas(client, NAMESPACE, SOURCE, password, Duration::from_secs(600)).await;
+    let before = listed(backups);
+    world::start_backup_job(client, NAMESPACE, SOURCE, job).await;
+    world::wait_job(client, NAMESPACE, job, Duration::from_secs(600)).await?;
+    let new: Vec<String> = listed(backups).difference(&before).cloned().collect();
+    match new.as_slice() {
+        [name] => Ok(name.clone()),
+        _ => Err(format!("the backup Job {job} wrote {new:?} into {}", backups.display())),
     }
-    Ok(())
 }
 
 fn random_password() -> String {

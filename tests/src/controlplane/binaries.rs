@@ -1,4 +1,5 @@
-//! Where the kube-apiserver and etcd binaries live, and building them with
+//! Where the control plane's binaries live (kube-apiserver,
+//! kube-controller-manager, kube-scheduler, etcd), and building them with
 //! `tests/controlplane/build.sh` when they are missing.
 //!
 //! The versions are pinned in the build script only; this module reads them
@@ -37,11 +38,16 @@ pub fn build_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane").join("build.sh")
 }
 
-/// The two binaries of the control plane.
+/// The binaries of the control plane, all at [`kube_version`] (etcd at
+/// [`etcd_version`]).
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// The kube-apiserver binary.
     pub kube_apiserver: PathBuf,
+    /// The kube-controller-manager binary.
+    pub kube_controller_manager: PathBuf,
+    /// The kube-scheduler binary.
+    pub kube_scheduler: PathBuf,
     /// The etcd binary.
     pub etcd: PathBuf,
 }
@@ -58,11 +64,21 @@ impl Binaries {
         cache.join("controlplane").join(kube_version()).join("bin")
     }
 
-    /// The binaries in the cache, if both exist.
+    /// The binaries in the cache, if all of them exist.
     pub fn cached() -> Option<Self> {
         let dir = Self::dir();
-        let binaries = Self { kube_apiserver: dir.join("kube-apiserver"), etcd: dir.join("etcd") };
-        (binaries.kube_apiserver.is_file() && binaries.etcd.is_file()).then_some(binaries)
+        let binaries = Self {
+            kube_apiserver: dir.join("kube-apiserver"),
+            kube_controller_manager: dir.join("kube-controller-manager"),
+            kube_scheduler: dir.join("kube-scheduler"),
+            etcd: dir.join("etcd"),
+        };
+        binaries.all().iter().all(|path| path.is_file()).then_some(binaries)
+    }
+
+    /// Every binary's path.
+    pub fn all(&self) -> [&Path; 4] {
+        [&self.kube_apiserver, &self.kube_controller_manager, &self.kube_scheduler, &self.etcd]
     }
 
     /// The cached binaries, building them first when they are missing (a cold
@@ -74,7 +90,7 @@ impl Binaries {
         }
         let script = build_script();
         eprintln!(
-            "controlplane: kube-apiserver/etcd {} not built yet; running {} (log: {})",
+            "controlplane: the control plane {} is not built yet; running {} (log: {})",
             kube_version(),
             script.display(),
             build_log.display()
@@ -111,5 +127,6 @@ mod tests {
         assert!(kube_version().starts_with("v1."), "{}", kube_version());
         assert!(etcd_version().starts_with("v3."), "{}", etcd_version());
         assert!(Binaries::dir().ends_with(format!("controlplane/{}/bin", kube_version())));
+        assert!(BUILD_SCRIPT.contains("kube-controller-manager kube-scheduler"), "build.sh builds them all");
     }
 }

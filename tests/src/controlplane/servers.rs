@@ -86,9 +86,12 @@ async fn etcd_health(port: u16) -> Result<(), String> {
 }
 
 /// Starts kube-apiserver on a free loopback port and waits until `/readyz`
-/// answers ok to the admin.
+/// answers ok to the admin. With `controllers` (a controller-manager will
+/// run) the ServiceAccount admission plugin stays on, as in any real
+/// cluster, and NodeRestriction is added, as kubeadm does.
 pub(super) async fn start_apiserver(
     binaries: &Binaries,
+    controllers: bool,
     dir: &Path,
     etcd: &mut LoggedProcess,
     etcd_url: &str,
@@ -101,7 +104,7 @@ pub(super) async fn start_apiserver(
         attempt += 1;
         let port = free_port()?;
         let server_url = format!("https://127.0.0.1:{port}");
-        let args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = vec![
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
             format!("--secure-port={port}").into(),
@@ -115,15 +118,19 @@ pub(super) async fn start_apiserver(
             arg("--service-account-key-file=", pki.join("service-account.pub")),
             arg("--service-account-signing-key-file=", pki.join("service-account.key")),
             "--authorization-mode=Node,RBAC".into(),
-            // No controller-manager creates the `default` ServiceAccount or
-            // tokens, so the plugin would reject every Pod.
-            "--disable-admission-plugins=ServiceAccount".into(),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             // The `kubernetes` Service's endpoints would be 127.0.0.1, which
             // the Endpoints validation rejects; nothing here needs them.
             "--endpoint-reconciler-type=none".into(),
         ];
+        if controllers {
+            args.push("--enable-admission-plugins=NodeRestriction".into());
+        } else {
+            // No controller-manager creates the `default` ServiceAccount or
+            // tokens, so the plugin would reject every Pod.
+            args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
         let mut apiserver = LoggedProcess::spawn(
             "kube-apiserver",
             &binaries.kube_apiserver,
@@ -175,7 +182,7 @@ fn free_port() -> Result<u16, ControlPlaneError> {
 }
 
 /// `--flag=` followed by a path.
-fn arg(flag: &str, path: PathBuf) -> OsString {
+pub(super) fn arg(flag: &str, path: PathBuf) -> OsString {
     let mut arg = OsString::from(flag);
     arg.push(path.into_os_string());
     arg

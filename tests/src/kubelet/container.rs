@@ -96,34 +96,47 @@ pub(crate) async fn run(shared: Arc<Shared>, rt: Arc<PodRuntime>, which: Which, 
             return Exit::Stopped;
         }
 
+        note(&prepared);
         let log_offset = std::fs::metadata(&prepared.log_path).map(|m| m.len()).unwrap_or(0);
         let started_at = Timestamp::now();
         let started = Instant::now();
         let (code, signal, pgid) = match process::spawn(&shared, &rt.uid, &prepared) {
             Ok((mut child, pgid)) => {
                 let container_id = format!("process://{pgid}");
+                let is_main = matches!(which, Which::Main(_));
+                let started_now = !is_main || container.startup_probe.is_none();
                 rt.update(which, |record| {
                     record.state = ContainerState::Running { started_at };
                     record.container_id = Some(container_id);
                     record.image_id = prepared.image_id.clone();
-                    record.started = true;
-                    record.ready = matches!(which, Which::Main(_)) && container.readiness_probe.is_none();
+                    record.started = started_now;
+                    record.ready = is_main && started_now && container.readiness_probe.is_none();
                 });
-                let probing = match (&container.readiness_probe, which) {
-                    (Some(readiness), Which::Main(_)) => Some(tokio::spawn(probe::readiness(
-                        shared.clone(),
-                        rt.clone(),
-                        which,
-                        readiness.clone(),
-                        container.clone(),
-                        Arc::new(prepared.clone()),
-                    ))),
-                    _ => None,
+                let probes = probe::watch(probe::Target {
+                    shared: shared.clone(),
+                    rt: rt.clone(),
+                    which,
+                    container: container.clone(),
+                    prepared: Arc::new(prepared.clone()),
+                    pid: pgid,
+                });
+                let status = tokio::select! {
+                    status = child.wait() => status,
+                    failed = probes => {
+                        // As kubelet: kill the container (SIGTERM, SIGKILL after
+                        // the grace period), then restart it per its policy.
+                        eprintln!("process-kubelet: {} ({})", failed.message(&container.name), rt.describe());
+                        let grace = kill_grace(&rt.pod(), &container, failed);
+                        process::signal_main(pgid, nix::sys::signal::Signal::SIGTERM);
+                        match tokio::time::timeout(grace, child.wait()).await {
+                            Ok(status) => status,
+                            Err(_) => {
+                                process::reap_container(&shared, pgid, prepared.plan.cgroup.as_deref());
+                                child.wait().await
+                            }
+                        }
+                    }
                 };
-                let status = child.wait().await;
-                if let Some(probing) = probing {
-                    probing.abort();
-                }
                 process::reap_container(&shared, pgid, prepared.plan.cgroup.as_deref());
                 match status {
                     Ok(status) => (status.code(), status.signal(), pgid),
@@ -193,6 +206,37 @@ pub(crate) async fn run(shared: Arc<Shared>, rt: Arc<PodRuntime>, which: Which, 
             return Exit::Stopped;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The grace period of a container killed for a failed probe: the probe's
+/// terminationGracePeriodSeconds, else the Pod's, else 30 s.
+fn kill_grace(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    container: &k8s_openapi::api::core::v1::Container,
+    failed: probe::Failed,
+) -> Duration {
+    let probe = match failed {
+        probe::Failed::Liveness => container.liveness_probe.as_ref(),
+        probe::Failed::Startup => container.startup_probe.as_ref(),
+    };
+    let seconds = probe
+        .and_then(|p| p.termination_grace_period_seconds)
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds.max(0)).unwrap_or(0))
+}
+
+/// Starts the container's log with what runs instead of its image.
+fn note(prepared: &Prepared) {
+    use std::io::Write as _;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&prepared.log_path)
+        .and_then(|mut log| writeln!(log, "{}", prepared.start_note));
+    if let Err(error) = appended {
+        eprintln!("process-kubelet: cannot write {}: {error}", prepared.log_path.display());
     }
 }
 

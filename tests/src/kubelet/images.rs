@@ -24,6 +24,9 @@ pub struct Program {
     /// Paths that get a fresh empty directory per container start, standing
     /// in for the image's own writable directories (and its VOLUMEs).
     pub private_dirs: Vec<PathBuf>,
+    /// What really runs, e.g. `PostgreSQL 15`: the image's tag is not
+    /// honoured, and the container's log says so on every start.
+    pub runs: Option<String>,
 }
 
 /// A standard PATH, as base images set it.
@@ -40,6 +43,7 @@ impl Program {
             env: vec![("PATH".to_string(), DEFAULT_PATH.to_string())],
             working_dir: PathBuf::from("/"),
             private_dirs: Vec::new(),
+            runs: None,
         }
     }
 
@@ -63,12 +67,26 @@ impl Program {
             cmd: vec!["postgres".to_string()],
             env: vec![
                 ("PATH".to_string(), format!("{}:{DEFAULT_PATH}", bindir.display())),
-                ("PG_MAJOR".to_string(), major),
+                ("PG_MAJOR".to_string(), major.clone()),
                 ("LANG".to_string(), "C.UTF-8".to_string()),
                 ("PGDATA".to_string(), "/var/lib/postgresql/data".to_string()),
             ],
             private_dirs: vec![PathBuf::from("/var/run/postgresql"), PathBuf::from("/var/lib/postgresql/data")],
+            runs: Some(format!("this machine's PostgreSQL {major} ({})", bindir.display())),
             ..Self::new(script.to_string_lossy().into_owned())
+        }
+    }
+
+    /// What the container's log says when `image` starts: the local program
+    /// it runs instead of the image, and what really runs when it differs
+    /// from the image's tag.
+    pub fn start_note(&self, image: &str) -> String {
+        let program = self.entrypoint.first().map(String::as_str).unwrap_or_default();
+        match &self.runs {
+            Some(runs) => format!(
+                "process-kubelet: image {image:?} is not pulled: this container runs {runs}, whatever its tag says"
+            ),
+            None => format!("process-kubelet: image {image:?} is not pulled: this container runs {program}"),
         }
     }
 

@@ -20,8 +20,15 @@ pub struct Plan {
     pub groups: Vec<u32>,
     /// The working directory (created if missing, as runc does).
     pub working_dir: PathBuf,
-    /// Remount `/` read-only in the container's mount namespace.
+    /// Remount the container's root filesystem read-only.
     pub read_only_root: bool,
+    /// Give the container a root filesystem of its own ([`RootFs`]); without
+    /// it the container sees the host's `/` (and mount points are created there).
+    pub rootfs: Option<RootFs>,
+    /// Run in the mount and UTS namespaces of this running process (the
+    /// container's main process) instead of making new ones: exec probes and
+    /// `kubectl exec`. No mounts are made.
+    pub join: Option<i32>,
     /// The hostname in the container's own UTS namespace (the Pod's name).
     pub hostname: Option<String>,
     /// Set `no_new_privs` (`allowPrivilegeEscalation: false`).
@@ -35,6 +42,26 @@ pub struct Plan {
     /// A cgroup v2 directory `pod-init` moves itself into first (the
     /// container's cgroup: the kubelet kills all of it at once).
     pub cgroup: Option<PathBuf>,
+}
+
+/// The container's own root filesystem, assembled by `pod-init` in its
+/// mount namespace as a container runtime unpacks an image, with the host's
+/// root standing in for the image: a tmpfs root; for each top-level
+/// directory of the host an overlay whose lower layer is the host's
+/// directory and whose upper layer is a tmpfs of the container's (writes,
+/// and the mount points of subPath files, never reach the host); fresh
+/// `/tmp`, `/run` and `/dev` (null, zero, full, random, urandom, tty, pts,
+/// shm); the host's `/proc` and `/sys`. Then `pivot_root`, so nothing of the
+/// host's mount tree is reachable but the volumes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    /// A directory of the container's own, in the Pod's folder: the root
+    /// and the overlays' upper layers are mounted on its subdirectories.
+    pub dir: PathBuf,
+    /// Host paths that the container must not see through its overlays (the
+    /// kubelet's own folder, with every Pod's files): an empty read-only
+    /// tmpfs is mounted over them.
+    pub hide: Vec<PathBuf>,
 }
 
 /// One bind mount into the container's mount namespace.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::env::{Env, container_env, expand};
-use super::plan::{BindMount, Plan, order_mounts};
+use super::plan::{BindMount, Plan, RootFs, order_mounts};
 use super::runtime::{PodRuntime, Shared, Which};
 use super::volumes::container_mounts;
 
@@ -36,6 +36,8 @@ pub(crate) struct Prepared {
     pub termination_file: PathBuf,
     pub fallback_to_logs: bool,
     pub image_id: String,
+    /// The line the container's log starts with: what runs instead of the image.
+    pub start_note: String,
 }
 
 /// `<pod dir>/<container>.log`.
@@ -163,6 +165,8 @@ pub(crate) async fn prepare(
         groups,
         working_dir: container.working_dir.as_ref().map_or_else(|| program.working_dir.clone(), PathBuf::from),
         read_only_root,
+        rootfs: Some(RootFs { dir: dir.clone(), hide: vec![shared.config.dir.clone()] }),
+        join: None,
         hostname: Some(spec.hostname.clone().unwrap_or_else(|| rt.name.clone())),
         no_new_privileges: sc.allow_privilege_escalation == Some(false),
         program: executable,
@@ -180,5 +184,6 @@ pub(crate) async fn prepare(
         termination_file,
         fallback_to_logs: container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
         image_id: format!("process-kubelet://{}", program.entrypoint.first().cloned().unwrap_or_default()),
+        start_note: program.start_note(&image),
     })
 }

@@ -81,6 +81,13 @@ pub(crate) fn reap_container(shared: &Shared, pgid: i32, cgroup: Option<&Path>) 
     }
 }
 
+/// A signal to a container's main process (its PID 1).
+pub(crate) fn signal_main(pid: i32, signal: Signal) {
+    if pid > 0 {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
 /// SIGTERM to the main process of every container of the Pod (what a
 /// runtime sends to a container's PID 1).
 pub(crate) fn terminate_pod(shared: &Shared, pod_uid: &str) {

@@ -19,8 +19,6 @@ pub(crate) struct Shared {
     pub store: std::path::PathBuf,
     /// Acts as the kubelet (ideally `system:node:<name>`).
     pub client: kube::Client,
-    /// Binds Pods (ideally `system:kube-scheduler`).
-    pub scheduler: kube::Client,
     /// The Pods this kubelet runs, by uid.
     pub pods: Mutex<HashMap<String, Arc<PodRuntime>>>,
     /// Pods whose worker has finished (deleted), so late events are ignored.
@@ -35,8 +33,6 @@ pub(crate) struct Shared {
     pub processes: Mutex<HashMap<i32, String>>,
     /// Pods or Services changed: rewrite the /etc/hosts files.
     pub hosts_changed: Notify,
-    /// Unscheduled Pods, PVCs or the Node changed: try to schedule again.
-    pub schedule: Notify,
     /// This kubelet's cgroup v2 directory, when there is one.
     pub cgroup: Option<PathBuf>,
     /// `true` once [`super::Kubelet::stop`] started.
@@ -103,7 +99,6 @@ impl PodRuntime {
             ip_shown: ip,
             transitions: BTreeMap::new(),
             init_failed: false,
-            token: None,
         };
         Self {
             uid,
@@ -167,8 +162,6 @@ pub(crate) struct PodState {
     pub transitions: BTreeMap<&'static str, (bool, Timestamp)>,
     /// An init container failed under restartPolicy Never.
     pub init_failed: bool,
-    /// The ServiceAccount token directory, once written.
-    pub token: Option<PathBuf>,
 }
 
 /// One container's state, as its status shows it.

@@ -1,9 +1,12 @@
 //! A container's volumes as host directories, and the bind mounts that put
-//! them at their mountPaths: a PVC is `DIR/volumes/<namespace>/<claim>`,
-//! emptyDir a per-Pod directory, Secret, ConfigMap, downward API and
-//! projected volumes files written under the Pod's directory, plus the
-//! ServiceAccount token (TokenRequest API, bound to the Pod) with the CA and
-//! namespace at /var/run/secrets/kubernetes.io/serviceaccount.
+//! them at their mountPaths: a PVC is the folder of the PersistentVolume it
+//! is bound to (`hostPath` or `local`, as a local-path provisioner makes
+//! them), emptyDir a per-Pod directory, Secret, ConfigMap, downward API and
+//! projected volumes files written under the Pod's directory. ServiceAccount
+//! tokens come from the TokenRequest API, bound to the Pod, where a
+//! projected volume asks for one: the ServiceAccount admission plugin adds
+//! that volume (`kube-api-access-*`), and the kubelet mounts only what the
+//! Pod spec says.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -11,18 +14,18 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccount, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount, Volume,
+};
 use kube::Api;
 use kube::api::PostParams;
 
-use super::env::{config_map_data, field_value, secret_data};
+use super::env::{config_map_data, field_value, get_object, secret_data};
 use super::plan::BindMount;
 use super::prepare::Blocked;
-use super::runtime::{PodRuntime, Shared, lock};
+use super::runtime::{PodRuntime, Shared};
 
-/// Where in-cluster clients look for the token, CA and namespace.
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-/// The lifetime kubelet asks for (an hour and 7 s).
+/// The lifetime kubelet asks for when the projection does not say (an hour and 7 s).
 const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 /// The mode of Secret, ConfigMap and projected files unless the Pod says otherwise.
 const DEFAULT_MODE: u32 = 0o644;
@@ -31,7 +34,7 @@ fn io_blocked(what: &str, path: &Path, error: std::io::Error) -> Blocked {
     Blocked::config(format!("cannot {what} {}: {error}", path.display()))
 }
 
-/// The bind mounts of `container`'s volumeMounts (and the token), in spec order.
+/// The bind mounts of `container`'s volumeMounts, in spec order.
 pub(crate) async fn container_mounts(
     shared: &Shared,
     rt: &PodRuntime,
@@ -77,12 +80,6 @@ pub(crate) async fn container_mounts(
         });
     }
 
-    let automount = container.volume_mounts.iter().flatten().all(|m| m.mount_path != SERVICE_ACCOUNT_DIR)
-        && spec.automount_service_account_token != Some(false);
-    if automount {
-        let dir = service_account_dir(shared, rt, pod).await?;
-        mounts.push(BindMount { source: dir, target: PathBuf::from(SERVICE_ACCOUNT_DIR), read_only: true });
-    }
     Ok(mounts)
 }
 
@@ -98,8 +95,7 @@ async fn volume_dir(
     let namespace = rt.namespace.as_str();
     let own_dir = rt.dir.join("volumes").join(&volume.name);
     if let Some(claim) = &volume.persistent_volume_claim {
-        let dir = shared.config.dir.join("volumes").join(namespace).join(&claim.claim_name);
-        std::fs::create_dir_all(&dir).map_err(|e| io_blocked("create the PVC folder", &dir, e))?;
+        let dir = claim_folder(shared, volume, namespace, &claim.claim_name).await?;
         return Ok((dir, claim.read_only == Some(true)));
     }
     if volume.empty_dir.is_some() {
@@ -282,21 +278,47 @@ fn chown_group(path: &Path, gid: Option<u32>) {
     }
 }
 
-/// The Pod's token directory (`token`, `ca.crt`, `namespace`), requesting
-/// the token once per Pod.
-async fn service_account_dir(shared: &Shared, rt: &PodRuntime, pod: &Pod) -> Result<PathBuf, Blocked> {
-    if let Some(dir) = lock(&rt.state).token.clone() {
-        return Ok(dir);
+/// The host folder of the PersistentVolume a claim is bound to, as kubelet's
+/// volume manager finds it (claim -> `spec.volumeName` -> the PV's source).
+async fn claim_folder(shared: &Shared, volume: &Volume, namespace: &str, claim: &str) -> Result<PathBuf, Blocked> {
+    let pvc: Option<PersistentVolumeClaim> = get_object(shared, namespace, claim).await?;
+    let Some(pvc) = pvc else {
+        return Err(mount_failed(volume, format!("persistentvolumeclaim \"{claim}\" not found")));
+    };
+    let Some(pv_name) = pvc.spec.as_ref().and_then(|spec| spec.volume_name.clone()).filter(|n| !n.is_empty()) else {
+        return Err(mount_failed(volume, format!("PVC {namespace}/{claim} is not bound")));
+    };
+    let api: Api<PersistentVolume> = Api::all(shared.client.clone());
+    let mut attempt = 0;
+    let pv = loop {
+        attempt += 1;
+        match api.get_opt(&pv_name).await {
+            Ok(Some(pv)) => break pv,
+            Ok(None) => return Err(mount_failed(volume, format!("persistentvolume \"{pv_name}\" not found"))),
+            // The Node authorizer learns about a just-bound claim a moment later.
+            Err(kube::Error::Api(status)) if status.code == 403 && attempt < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(mount_failed(volume, format!("cannot read the PersistentVolume {pv_name}: {e}"))),
+        }
+    };
+    let spec = pv.spec.unwrap_or_default();
+    let path =
+        spec.host_path.map(|source| source.path).or_else(|| spec.local.map(|source| source.path)).ok_or_else(|| {
+            mount_failed(
+                volume,
+                format!(
+                    "PersistentVolume {pv_name}: only hostPath and local volumes are supported by the process kubelet"
+                ),
+            )
+        })?;
+    let dir = PathBuf::from(path);
+    if !dir.is_dir() {
+        return Err(mount_failed(
+            volume,
+            format!("the folder {} of PersistentVolume {pv_name} does not exist", dir.display()),
+        ));
     }
-    let token = request_token(shared, pod, Vec::new(), TOKEN_EXPIRATION_SECONDS).await?;
-    let dir = rt.dir.join("volumes").join("kube-api-access");
-    let files = vec![
-        (PathBuf::from("token"), token.into_bytes(), DEFAULT_MODE),
-        (PathBuf::from("ca.crt"), shared.config.ca_pem.clone().into_bytes(), DEFAULT_MODE),
-        (PathBuf::from("namespace"), rt.namespace.clone().into_bytes(), DEFAULT_MODE),
-    ];
-    write_files(&dir, &files, None)?;
-    lock(&rt.state).token = Some(dir.clone());
     Ok(dir)
 }
 

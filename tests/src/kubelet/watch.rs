@@ -1,6 +1,6 @@
 //! The kubelet's watches: the Pods bound to this node (starting a worker for
-//! each new one, telling workers about deletions), the unscheduled Pods (to
-//! wake the scheduler) and the Services (for /etc/hosts).
+//! each new one, telling workers about deletions) and the Services (for
+//! /etc/hosts).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,19 +82,6 @@ fn deleted(shared: &Arc<Shared>, pod: &Pod) {
             }
             changed
         });
-    }
-}
-
-/// Wakes the scheduler whenever an unscheduled Pod changes.
-pub(crate) async fn unscheduled(shared: Arc<Shared>) {
-    let api: Api<Pod> = Api::all(shared.scheduler.clone());
-    let config = watcher::Config::default().fields("spec.nodeName=");
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(event) = stream.next().await {
-        if let Err(error) = event {
-            eprintln!("process-kubelet scheduler: watching unscheduled Pods: {error}");
-        }
-        shared.schedule.notify_one();
     }
 }
 

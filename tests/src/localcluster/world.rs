@@ -192,23 +192,36 @@ pub fn finished(restore: &KubegresRestore) -> bool {
 }
 
 /// What a restore may leave behind in a namespace that only the test uses:
-/// every Pod that is not a (simulated) Kubegres Pod, and every
-/// ServiceAccount, Role and RoleBinding (nothing else creates them there).
+/// every Pod that Kubegres did not make (through its StatefulSets and its
+/// backup CronJob's Jobs), and every
+/// ServiceAccount (but `default`), Role and RoleBinding (nothing else creates them there).
 pub async fn leftovers(client: &kube::Client, namespace: &str) -> Vec<String> {
-    let mut found: Vec<String> = names::<Pod>(client, namespace)
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods
+        .list_metadata(&ListParams::default())
         .await
-        .into_iter()
-        .filter(|(_, labels)| !labels.contains_key(crate::kubegres_sim::SIMULATED_BY_LABEL))
-        .map(|(name, _)| format!("Pod {name}"))
-        .collect();
+        .unwrap_or_else(|e| panic!("cannot list the Pods in {namespace}: {e}"));
+    let mut found: Vec<String> =
+        listed.items.iter().filter(|pod| !kubegres_made(pod)).map(|pod| format!("Pod {}", pod.name_any())).collect();
     for (kind, listed) in [
         ("ServiceAccount", names::<ServiceAccount>(client, namespace).await),
         ("Role", names::<Role>(client, namespace).await),
         ("RoleBinding", names::<RoleBinding>(client, namespace).await),
     ] {
-        found.extend(listed.into_iter().map(|(name, _)| format!("{kind} {name}")));
+        // The ServiceAccount controller makes `default` in every namespace.
+        let listed = listed.into_iter().filter(|(name, _)| !(kind == "ServiceAccount" && name == "default"));
+        found.extend(listed.map(|(name, _)| format!("{kind} {name}")));
     }
     found
+}
+
+/// A Pod of a StatefulSet or a Job: what Kubegres's objects make.
+fn kubegres_made(pod: &kube::core::PartialObjectMeta<Pod>) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.controller == Some(true) && matches!(owner.kind.as_str(), "StatefulSet" | "Job"))
 }
 
 /// The names and labels of every object of a kind in a namespace.
@@ -223,4 +236,112 @@ where
         .await
         .unwrap_or_else(|e| panic!("cannot list the {} in {namespace}: {e}", K::plural(&())));
     listed.items.into_iter().map(|object| (object.name_any(), object.labels().clone())).collect()
+}
+
+/// Starts a backup now, as `kubectl create job --from=cronjob/backup-<cluster>`
+/// does: a Job `job` from the Kubegres backup CronJob's job template, owned
+/// by the CronJob. Returns the Job's name.
+///
+/// # Panics
+/// When the CronJob does not exist or the Job cannot be created.
+pub async fn start_backup_job(client: &kube::Client, namespace: &str, cluster: &str, job: &str) -> String {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    let cron_jobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+    let cron_name = format!("{}{cluster}", crate::kubegres_sim::CRON_JOB_PREFIX);
+    let cron = cron_jobs
+        .get(&cron_name)
+        .await
+        .unwrap_or_else(|e| panic!("the Kubegres backup CronJob {namespace}/{cron_name} is not there: {e}"));
+    let template = cron.spec.job_template.clone();
+    let job_object = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {
+            "name": job, "namespace": namespace,
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "labels": template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default(),
+            "ownerReferences": [{
+                "apiVersion": "batch/v1", "kind": "CronJob", "name": cron_name,
+                "uid": cron.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": template.spec,
+    });
+    let job_object: Job = serde_json::from_value(job_object).unwrap_or_else(|e| panic!("not a Job: {e}"));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    jobs.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &job_object)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the backup Job {namespace}/{job}: {e}"));
+    job.to_string()
+}
+
+/// Waits until a Job succeeded; `Err` with its status when it failed or
+/// did not finish within `timeout`.
+pub async fn wait_job(client: &kube::Client, namespace: &str, name: &str, timeout: Duration) -> Result<(), String> {
+    use k8s_openapi::api::batch::v1::Job;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let job = jobs.get(name).await.map_err(|e| format!("cannot read the Job {namespace}/{name}: {e}"))?;
+        let status = job.status.clone().unwrap_or_default();
+        let condition =
+            |type_: &str| status.conditions.iter().flatten().any(|c| c.type_ == type_ && c.status == "True");
+        if condition("Complete") {
+            return Ok(());
+        }
+        if condition("Failed") || Instant::now() >= deadline {
+            return Err(format!(
+                "the Job {namespace}/{name} did not succeed within {timeout:?}: {}",
+                serde_json::to_string(&status).unwrap_or_default()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until a Kubegres cluster has `spec.replicas - 1` Ready replicas and
+/// each has replayed the primary's WAL up to now, so that a backup from the
+/// replica Service (as Kubegres's CronJob takes it) holds what the primary
+/// has. Returns the replicas' IPs.
+///
+/// # Panics
+/// When that does not happen within `timeout`.
+pub async fn wait_for_replicas(
+    client: &kube::Client,
+    namespace: &str,
+    cluster: &str,
+    password: &str,
+    timeout: Duration,
+) -> Vec<String> {
+    let primary = primary(client, namespace, cluster, password).await;
+    let spec_replicas = get_kubegres(client, namespace, cluster)
+        .await
+        .and_then(|k| k.data.pointer("/spec/replicas").and_then(Value::as_i64))
+        .unwrap_or(1);
+    let wanted = usize::try_from(spec_replicas - 1).unwrap_or(0);
+    let lsn = primary.query("postgres", "SELECT pg_current_wal_lsn()").remove(0).remove(0);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app={cluster},replicationRole=replica");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let listed = pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items).unwrap_or_default();
+        let ips: Vec<String> =
+            listed.iter().filter(|pod| is_ready(pod)).filter_map(|pod| pod.status.as_ref()?.pod_ip.clone()).collect();
+        let caught_up = ips.len() == wanted
+            && ips.iter().all(|ip| {
+                let replica = PgCluster::connect_to(ip, 5432, password);
+                let sql = format!("SELECT 'caught up' WHERE pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+                let out = replica.try_psql("postgres", &sql);
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("caught up")
+            });
+        if caught_up {
+            return ips;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Kubegres {namespace}/{cluster}: {wanted} replicas did not catch up with the primary within {timeout:?} \
+             ({} Ready)",
+            ips.len()
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }

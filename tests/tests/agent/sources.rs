@@ -425,7 +425,7 @@ async fn http_range_ignored_on_resume_fails_clearly() {
 #[tokio::test]
 async fn http_unreachable_server_is_retried_then_fails() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = harness::net::free_port().unwrap();
     let e = resolve_err(&format!("http://127.0.0.1:{port}/dump"), &opts()).await;
     assert_eq!(e.reason(), "SourceNetworkError", "{e}");
     assert!(e.to_string().ends_with("(gave up after 4 attempts)"), "{e}");

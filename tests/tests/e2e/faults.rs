@@ -9,6 +9,7 @@ use harness::compare;
 use harness::dumps::kubegres_file_name;
 use harness::localcluster::world;
 use harness::s3::S3Server;
+use harness::wait::{until, until_ok};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use nix::sys::signal::{Signal, kill};
@@ -25,8 +26,13 @@ async fn big_backup_on_a_pvc(client: &kube::Client, ns: &str, cluster_name: &str
     world::create_pvc(client, ns, "backups").await;
     let name = backup.file_name().and_then(|n| n.to_str()).expect("a file name").to_string();
     std::fs::copy(backup, cluster().pvc_dir(ns, "backups").join(&name)).expect("copy the backup");
-    world::create_secret(client, ns, &format!("{cluster_name}-secret"), &[("superUserPassword", source.password())])
-        .await;
+    world::create_secret(
+        client,
+        ns,
+        &format!("{cluster_name}-secret"),
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     name
 }
 
@@ -62,7 +68,13 @@ async fn a_corrupt_dump_fails_with_the_reason_and_no_retry_storm() {
     kubegres_backup_to(&source, &file);
     let bytes = std::fs::read(&file).expect("the backup");
     std::fs::write(&file, &bytes[..bytes.len() * 2 / 3]).expect("write the truncated backup");
-    world::create_secret(&client, &ns, "restored-secret", &[("superUserPassword", source.password())]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "restored-secret",
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     world::create_restore(
         &client,
         &ns,
@@ -137,11 +149,10 @@ async fn the_operator_killed_mid_restore_is_restarted_and_the_restore_completes(
     assert!(!world::finished(&mid), "the restore finished before the operator could be killed");
     let pid = cluster.operator_pid().expect("the operator's PID");
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the operator");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.operator_pid().is_none_or(|now| now == pid) {
-        assert!(Instant::now() < deadline, "the operator was not restarted");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("the operator restarted", Duration::from_secs(60), || async {
+        cluster.operator_pid().is_some_and(|now| now != pid).then_some(())
+    })
+    .await;
 
     let restore = wait_succeeded(&client, &ns, "survives").await;
     assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(1), "{}", status_of(&restore));
@@ -161,8 +172,7 @@ async fn a_restore_deleted_mid_restore_leaves_nothing_behind() {
     let restores: Api<KubegresRestore> = Api::namespaced(client.clone(), &ns);
     restores.delete("doomed", &DeleteParams::default()).await.expect("delete the restore");
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    until_ok("the restore, its cluster and all it made gone", Duration::from_secs(90), || async {
         let restore_gone = restores.get_opt("doomed").await.expect("get").is_none();
         let cluster_gone = world::get_kubegres(&client, &ns, "restored").await.is_none();
         let leftovers = world::leftovers(&client, &ns).await;
@@ -182,17 +192,16 @@ async fn a_restore_deleted_mid_restore_leaves_nothing_behind() {
             && claims_left == ["backups"]
             && !data_folder.exists()
         {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "left behind: restore {restore_gone}, cluster {cluster_gone}, {leftovers:?}, Pods {:?}, processes \
              {processes:?}, PVCs {claims_left:?}, data folder {}",
             names(&pods_left),
             data_folder.exists()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        ))
+    })
+    .await;
     assert!(tracker.uids().len() >= 2, "the tracker did not see the primary and the agent: {:?}", tracker.uids());
 }
 
@@ -205,7 +214,13 @@ async fn an_agent_cannot_patch_another_restores_status_and_a_missing_pvc_is_a_cl
     let ns = namespace(&client, "rbac").await;
     let file = big_backup_on_a_pvc(&client, &ns, "mine").await;
     world::create_restore(&client, &ns, &new_cluster_restore("mine", "mine", "backups", &file, "")).await;
-    world::create_secret(&client, &ns, "theirs-secret", &[("superUserPassword", "x")]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "theirs-secret",
+        &[("superUserPassword", "x"), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     world::create_restore(&client, &ns, &new_cluster_restore("theirs", "theirs", "no-such-pvc", "latest", "")).await;
 
     // The other restore waits with a clear condition.

@@ -28,6 +28,12 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     // Three backups of one cluster. The newest by the name's timestamp is
     // the last one; the file times say otherwise, so picking by mtime fails.
     let source = PgCluster::start();
+    // A Kubegres cluster's primary has what Kubegres's init script made.
+    source.psql(
+        "postgres",
+        "CREATE ROLE replication WITH REPLICATION PASSWORD 'replication-pw' LOGIN; \
+         GRANT EXECUTE ON FUNCTION pg_promote TO replication;",
+    );
     let day = Duration::from_secs(86_400);
     let empty = backups.join(kubegres_file_name("mypostgres", SystemTime::now() - 2 * day));
     kubegres_backup_to(&source, &empty);
@@ -41,7 +47,13 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     set_mtime(&newest, "2020-01-01");
 
     // pg_dumpall restores the superuser's password: the new cluster's Secret has the source's.
-    world::create_secret(&client, &ns, "restored-secret", &[("superUserPassword", source.password())]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "restored-secret",
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     let yaml = new_cluster_restore("from-pvc", "restored", "backups", "latest", "");
     world::create_restore(&client, &ns, &yaml).await;
     let restore = wait_succeeded(&client, &ns, "from-pvc").await;
@@ -180,7 +192,13 @@ async fn progress_is_visible_in_status_while_a_restore_runs() {
     let file_name = backup.file_name().and_then(|n| n.to_str()).expect("a file name").to_string();
     std::fs::copy(backup, cluster.pvc_dir(&ns, "backups").join(&file_name)).expect("copy the backup");
     let size = std::fs::metadata(backup).expect("the backup").len();
-    world::create_secret(&client, &ns, "big-secret", &[("superUserPassword", source.password())]).await;
+    world::create_secret(
+        &client,
+        &ns,
+        "big-secret",
+        &[("superUserPassword", source.password()), ("replicationUserPassword", "replication-pw")],
+    )
+    .await;
     world::create_restore(&client, &ns, &new_cluster_restore("big", "big", "backups", &file_name, "")).await;
 
     let mut samples: Vec<Value> = Vec::new();

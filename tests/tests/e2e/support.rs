@@ -11,6 +11,7 @@ use harness::dumps::kubegres_file_name;
 use harness::localcluster::LocalClusterProcess;
 use harness::localcluster::world;
 use harness::pg::PgCluster;
+use harness::wait::until_ok;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -113,6 +114,11 @@ spec:
               secretKeyRef:
                 name: {cluster}-secret
                 key: superUserPassword
+          - name: POSTGRES_REPLICATION_PASSWORD
+            valueFrom:
+              secretKeyRef:
+                name: {cluster}-secret
+                key: replicationUserPassword
 {extra}"
     )
 }
@@ -182,15 +188,11 @@ pub async fn restore_pods(client: &kube::Client, namespace: &str, restore: &str)
 /// After a successful restore: nothing of the restore is left in the
 /// namespace, and no process of any Pod the namespace ever had outlived it.
 pub async fn assert_only_the_database_is_left(client: &kube::Client, namespace: &str, tracker: &PodTracker) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    until_ok(&format!("nothing of the restore left in {namespace}"), Duration::from_secs(60), || async {
         let leftovers = world::leftovers(client, namespace).await;
-        if leftovers.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "left behind in {namespace}: {leftovers:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        if leftovers.is_empty() { Ok(()) } else { Err(format!("left behind: {leftovers:?}")) }
+    })
+    .await;
     let live: BTreeSet<String> = Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await

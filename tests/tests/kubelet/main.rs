@@ -5,7 +5,8 @@
 //!
 //! - `running`: a restore-agent Pod, env, exit codes and termination messages;
 //! - `volumes`: volumes, /etc/hosts, the private mount namespace, the token;
-//! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop.
+//! - `lifecycle`: PostgreSQL Pods, blocked Pods, deletion and stop;
+//! - `features`: the container root, probes, StatefulSet and Job Pods, images.
 
 // Test code: a failed unwrap or expect is a failed test (or harness set-up), with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,3 +18,5 @@ mod running;
 mod volumes;
 
 mod lifecycle;
+
+mod features;

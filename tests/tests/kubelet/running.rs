@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use serde_json::json;
 
 use super::support::*;
@@ -87,6 +87,8 @@ async fn env_comes_from_values_secrets_config_maps_and_fields_never_from_the_hos
         .create(json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "settings" },
                          "data": { "mode": "fast", "level": "3" } }))
         .await;
+    let _: ServiceAccount =
+        world.create(json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": "robot" } })).await;
     let mut spec = sh_spec("env | sort; echo \"args: $0 $1\"");
     spec["serviceAccountName"] = json!("robot");
     spec["containers"][0]["command"] =

@@ -1,17 +1,20 @@
-//! Shared set-up of the process kubelet's tests: one control plane per test
-//! binary; each test gets its own namespace and its own kubelet (its own
-//! Node, directory and pod CIDR) acting as `system:node:<node>` with the
-//! scheduler as `system:kube-scheduler`, so the Node authorizer and RBAC
-//! limit them as in a real cluster. The tests' Pods select their node.
+//! Shared set-up of the process kubelet's tests: one full control plane per
+//! test binary (kube-apiserver, kube-controller-manager, kube-scheduler),
+//! the default StorageClass and the simulated local-path provisioner; each
+//! test gets its own namespace and its own kubelet (its own Node, directory
+//! and pod CIDR) acting as `system:node:<node>`, so the Node authorizer and
+//! NodeRestriction limit it as in a real cluster. The tests' Pods select
+//! their node; kube-scheduler binds them.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::controlplane::{ADMIN_GROUP, ADMIN_USER, ControlPlane};
 use harness::kubelet::{ImageMap, Kubelet, KubeletConfig, Program, pod_init_bin};
+use harness::localcluster::storage::{NodePaths, Provisioner, install_storage_class};
+use harness::wait::until;
 use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::PostParams;
@@ -20,18 +23,42 @@ use serde_json::{Value, json};
 /// How long a test waits for a Pod to get somewhere.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+/// The control plane of this binary, with the storage every test shares.
+struct Shared {
+    control_plane: ControlPlane,
+    nodes: NodePaths,
+    _runtime: tokio::runtime::Runtime,
+    _provisioner: Provisioner,
+}
 
-/// The control plane shared by the tests of this binary.
-pub fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE.get_or_init(|| {
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
         std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(ControlPlane::start())
+            // The provisioner's task lives on this runtime, not a test's.
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+            let (control_plane, nodes, provisioner) = runtime.block_on(async {
+                let control_plane = ControlPlane::start_cluster().await;
+                install_storage_class(&control_plane.client()).await;
+                let nodes = NodePaths::default();
+                let provisioner = Provisioner::start(control_plane.client(), nodes.clone());
+                (control_plane, nodes, provisioner)
+            });
+            Shared { control_plane, nodes, _runtime: runtime, _provisioner: provisioner }
         })
         .join()
         .unwrap_or_else(|_| panic!("the control plane did not start (see above)"))
     })
+}
+
+/// The control plane shared by the tests of this binary. Not
+/// `harness::deploy::control_plane`: the kubelet needs the full cluster
+/// (controller manager, scheduler, the default StorageClass and the
+/// provisioner), not deploy/'s objects.
+pub fn control_plane() -> &'static ControlPlane {
+    &shared().control_plane
 }
 
 /// The images the tests use: `busybox` is /bin/sh (generic checks), and
@@ -78,9 +105,9 @@ impl World {
             ca_pem: cp.ca_pem().to_string(),
             pod_init: pod_init_bin(),
         };
+        shared().nodes.set(&node, dir.path().join("volumes"));
         let node_client = cp.client_for_user(&format!("system:node:{node}"), &["system:nodes"]).await.unwrap();
-        let scheduler = cp.client_for_user("system:kube-scheduler", &[]).await.unwrap();
-        let kubelet = Kubelet::start(node_client, scheduler, config).await.expect("the kubelet starts");
+        let kubelet = Kubelet::start(node_client, config).await.expect("the kubelet starts");
         World { admin, ns: name.to_string(), node, kubelet: Some(kubelet), dir }
     }
 
@@ -123,8 +150,10 @@ impl World {
     /// Waits until `check` says yes about the Pod.
     pub async fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
         let pods = self.pods();
-        wait(&format!("Pod {name}: {what}"), || async { pods.get_opt(name).await.unwrap().filter(|pod| check(pod)) })
-            .await
+        until(&format!("Pod {name}: {what}"), WAIT, || async {
+            pods.get_opt(name).await.unwrap().filter(|pod| check(pod))
+        })
+        .await
     }
 
     /// Waits for a terminal phase and returns the Pod.
@@ -177,22 +206,6 @@ pub fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Polls `check` until it returns `Some`, failing the test after [`WAIT`].
-pub async fn wait<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A PersistentVolumeClaim (its folder is DIR/volumes/<ns>/<name>).

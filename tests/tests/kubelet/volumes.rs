@@ -1,5 +1,6 @@
 //! Volumes, /etc/hosts, the private mount namespace and the ServiceAccount token.
 
+use harness::wait::until;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::json;
@@ -82,7 +83,7 @@ async fn volumes_hosts_and_a_private_mount_namespace() {
         )
         .await;
     let pod = world.wait_pod("checker", "Running", |pod| phase(pod) == "Running").await;
-    let log = wait("the checker's report", || async {
+    let log = until("the checker's report", WAIT, || async {
         let log = world.log("checker", "main");
         log.contains("hostname:").then_some(log)
     })
@@ -123,7 +124,7 @@ async fn volumes_hosts_and_a_private_mount_namespace() {
     world.create_pod("backend-2", json!({ "app": "db" }), spec).await;
     let second = world.wait_pod("backend-2", "Ready", is_ready).await;
     let hosts_file = world.dir.path().join("pods").join(pod.metadata.uid.as_ref().unwrap()).join("etc-hosts");
-    wait("the second backend in the checker's /etc/hosts", || async {
+    until("the second backend in the checker's /etc/hosts", WAIT, || async {
         let text = std::fs::read_to_string(&hosts_file).unwrap_or_default();
         text.contains(&format!("{}\tdb.kl-volumes ", pod_ip(&second))).then_some(())
     })
@@ -179,15 +180,19 @@ async fn the_service_account_token_reaches_the_apiserver_in_cluster() {
         assert!(log.lines().any(|l| l.trim() == line), "expected {line:?} in\n{log}");
     }
 
-    // Without the ServiceAccount, the token request fails and says why.
+    // Without the ServiceAccount, ServiceAccount admission refuses the Pod.
     let mut spec = sh_spec("true");
     spec["serviceAccountName"] = json!("nobody");
     spec["automountServiceAccountToken"] = json!(true);
-    world.create_pod("no-account", json!({}), spec).await;
-    let pod = world
-        .wait_pod("no-account", "blocked", |pod| waiting(pod, "main").is_some_and(|(r, _)| r != "ContainerCreating"))
-        .await;
-    let (reason, message) = waiting(&pod, "main").unwrap();
-    assert_eq!(reason, "CreateContainerConfigError");
-    assert!(message.contains("\"nobody\""), "{message}");
+    spec["nodeSelector"] = json!({ "kubernetes.io/hostname": world.node });
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "no-account" }, "spec": spec }),
+    )
+    .unwrap();
+    match world.pods().create(&kube::api::PostParams::default(), &pod).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("serviceaccount \"nobody\" not found"), "{}", status.message)
+        }
+        other => panic!("a Pod with a missing ServiceAccount was admitted: {other:?}"),
+    }
 }

@@ -4,9 +4,15 @@
 //! signing keys (so the TokenRequest API works), RBAC authorization and an
 //! admin identity (`O=system:masters`).
 //!
-//! There is no kubelet, scheduler or controller-manager: Pods do not run,
-//! nothing garbage-collects, and no `default` ServiceAccount or token is
-//! created for a namespace (the ServiceAccount admission plugin is off).
+//! [`ControlPlane::start`] runs only those two, for the tests that need an
+//! API server and nothing else (CRDs, RBAC): Pods are not scheduled, nothing
+//! garbage-collects, and no `default` ServiceAccount or token is created for
+//! a namespace (the ServiceAccount admission plugin is off).
+//!
+//! [`ControlPlane::start_cluster`] adds kube-controller-manager (the
+//! controllers in [`CONTROLLERS`]) and kube-scheduler at the same version,
+//! and keeps the ServiceAccount admission plugin on (NodeRestriction too):
+//! a cluster's control plane, waiting only for a kubelet.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,6 +23,7 @@
 //! ```
 
 mod binaries;
+mod controllers;
 mod pki;
 mod process;
 mod servers;
@@ -31,8 +38,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use binaries::{Binaries, build_script, etcd_version, kube_version};
+pub use controllers::{CONTROLLER_MANAGER_USER, CONTROLLERS, SCHEDULER_USER};
 pub use pki::{ADMIN_GROUP, ADMIN_USER, CertifiedKey};
 
+use controllers::start_controllers;
 use pki::Ca;
 use process::{LoggedProcess, TAIL_LINES};
 use servers::{start_apiserver, start_etcd};
@@ -60,7 +69,7 @@ pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster
 #[derive(Debug, thiserror::Error)]
 pub enum ControlPlaneError {
     /// tests/controlplane/build.sh failed.
-    #[error("building kube-apiserver and etcd failed: {message}\n----- build log (tail) -----\n{log}")]
+    #[error("building the control plane failed: {message}\n----- build log (tail) -----\n{log}")]
     Build {
         /// What went wrong.
         message: String,
@@ -79,7 +88,7 @@ pub enum ControlPlaneError {
     /// A server binary could not be executed.
     #[error("cannot start {name} ({}): {source}", program.display())]
     Spawn {
-        /// `etcd` or `kube-apiserver`.
+        /// Which server (`etcd`, `kube-apiserver`...).
         name: &'static str,
         /// The binary.
         program: PathBuf,
@@ -93,7 +102,7 @@ pub enum ControlPlaneError {
     /// A server exited before it was ready.
     #[error("{name} exited with {status} before it was ready\n{logs}")]
     Exited {
-        /// `etcd` or `kube-apiserver`.
+        /// Which server.
         name: &'static str,
         /// Its exit status.
         status: ExitStatus,
@@ -103,7 +112,7 @@ pub enum ControlPlaneError {
     /// A server did not become ready in time.
     #[error("{name} was not ready after {waited:?} (last check: {last})\n{logs}")]
     NotReady {
-        /// `etcd` or `kube-apiserver`.
+        /// Which server(s).
         name: &'static str,
         /// How long it was given.
         waited: Duration,
@@ -140,11 +149,14 @@ impl ControlPlaneError {
     }
 }
 
-/// A running etcd + kube-apiserver pair. Dropping it kills both processes
-/// and removes their data, certificates and logs; when dropped during a
-/// panic it prints the tails of both logs first.
+/// A running control plane: etcd and kube-apiserver, and with
+/// [`ControlPlane::start_cluster`] kube-controller-manager and kube-scheduler.
+/// Dropping it kills every process and removes their data, certificates
+/// and logs; when dropped during a panic it prints the tails of the logs first.
 pub struct ControlPlane {
-    // Drop order: the processes first, the directory they use last.
+    // Drop order: the processes first (clients of the apiserver before it,
+    // etcd last), the directory they use last.
+    controllers: Option<(LoggedProcess, LoggedProcess)>,
     apiserver: LoggedProcess,
     etcd: LoggedProcess,
     server_url: String,
@@ -171,7 +183,7 @@ impl ControlPlane {
     /// Builds the binaries first if they are not in the cache.
     ///
     /// # Panics
-    /// When anything fails; the message includes the tails of both logs.
+    /// When anything fails; the message includes the tails of the logs.
     pub async fn start() -> Self {
         match Self::try_start().await {
             Ok(control_plane) => control_plane,
@@ -181,6 +193,29 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::start`], returning the error instead of panicking.
     pub async fn try_start() -> Result<Self, ControlPlaneError> {
+        Self::try_start_with(false).await
+    }
+
+    /// Starts etcd, kube-apiserver (ServiceAccount and NodeRestriction
+    /// admission on), kube-controller-manager and kube-scheduler, and waits
+    /// until the controller-manager and the scheduler run (their Leases) and
+    /// the namespace `default` has its ServiceAccount and `kube-root-ca.crt`.
+    ///
+    /// # Panics
+    /// When anything fails; the message includes the tails of the logs.
+    pub async fn start_cluster() -> Self {
+        match Self::try_start_cluster().await {
+            Ok(control_plane) => control_plane,
+            Err(error) => panic!("the local control plane did not start: {error}"),
+        }
+    }
+
+    /// Like [`ControlPlane::start_cluster`], returning the error instead of panicking.
+    pub async fn try_start_cluster() -> Result<Self, ControlPlaneError> {
+        Self::try_start_with(true).await
+    }
+
+    async fn try_start_with(with_controllers: bool) -> Result<Self, ControlPlaneError> {
         let dir = tempfile::Builder::new()
             .prefix("kubegres-controlplane-")
             .tempdir()
@@ -200,8 +235,19 @@ impl ControlPlane {
 
         let (mut etcd, etcd_url) = start_etcd(&binaries, dir.path()).await?;
         let (apiserver, server_url, client) =
-            start_apiserver(&binaries, dir.path(), &mut etcd, &etcd_url, &ca, &admin).await?;
-        Ok(Self { apiserver, etcd, server_url, etcd_url, ca, admin, client, binaries, dir })
+            start_apiserver(&binaries, with_controllers, dir.path(), &mut etcd, &etcd_url, &ca, &admin).await?;
+        let controllers = if with_controllers {
+            Some(start_controllers(&binaries, dir.path(), &server_url, &ca, &client).await?)
+        } else {
+            None
+        };
+        Ok(Self { controllers, apiserver, etcd, server_url, etcd_url, ca, admin, client, binaries, dir })
+    }
+
+    /// Whether kube-controller-manager and kube-scheduler run
+    /// ([`ControlPlane::start_cluster`]).
+    pub fn has_controllers(&self) -> bool {
+        self.controllers.is_some()
     }
 
     /// The apiserver's URL, `https://127.0.0.1:<port>`.
@@ -258,15 +304,22 @@ impl ControlPlane {
         client_from_kubeconfig(&self.kubeconfig_with_user(&certificate_user(&identity))).await
     }
 
-    /// The last lines of the etcd and kube-apiserver logs, for a failing test
-    /// to print.
+    /// The last lines of every server's log, for a failing test to print.
     pub fn logs(&self) -> String {
-        format!("{}\n{}", self.etcd.log_tail(TAIL_LINES), self.apiserver.log_tail(TAIL_LINES))
+        self.processes().iter().map(|process| process.log_tail(TAIL_LINES)).collect::<Vec<_>>().join("\n")
     }
 
     /// The full log files (they are removed with the control plane).
-    pub fn log_paths(&self) -> [&Path; 2] {
-        [self.etcd.log_path(), self.apiserver.log_path()]
+    pub fn log_paths(&self) -> Vec<&Path> {
+        self.processes().iter().map(|process| process.log_path()).collect()
+    }
+
+    fn processes(&self) -> Vec<&LoggedProcess> {
+        let mut all = vec![&self.etcd, &self.apiserver];
+        if let Some((controller_manager, scheduler)) = &self.controllers {
+            all.extend([controller_manager, scheduler]);
+        }
+        all
     }
 
     fn kubeconfig_with_user(&self, user: &str) -> String {

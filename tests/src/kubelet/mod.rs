@@ -2,28 +2,39 @@
 //! the Pods bound to it as local processes, the way kubelet prepares a
 //! container, with processes instead of containers.
 //!
-//! - It also stands in for kube-scheduler: Pods with no node and the
-//!   `default-scheduler` are bound to this node when their nodeSelector
-//!   matches and the PVCs they mount exist ([`scheduler`]).
+//! - It registers its Node with the machine's capacity, Ready, and renews
+//!   its Lease in `kube-node-lease` as kubelet does; kube-scheduler binds
+//!   Pods to it and the node lifecycle controller lifts its not-ready taint,
+//!   so it needs the full control plane (`ControlPlane::start_cluster`).
 //! - Images map to local programs ([`ImageMap`], [`Program`]).
 //! - Each container is a process started through `pod-init`
 //!   (tests/src/bin/pod_init.rs, the stand-in for runc's init): a private
-//!   mount namespace with the Pod's volumes bind-mounted, the container's
-//!   user, its environment only (never the host's).
+//!   mount namespace and a root filesystem of its own (the host's
+//!   directories as read-through overlays, fresh `/tmp`, `/run`, `/dev`;
+//!   [`plan::RootFs`]), the Pod's volumes bind-mounted, the container's
+//!   user, its environment only (never the host's). Nothing it writes or
+//!   mounts reaches the host outside the kubelet's folder.
 //! - Each Pod gets its own loopback IP from [`KubeletConfig::pod_cidr`]
 //!   and an `/etc/hosts` that resolves Services to the Ready Pods they select
 //!   (the simulated cluster DNS). There is no network namespace: programs
 //!   that would bind `*` must bind `$PROCESS_KUBELET_POD_IP`.
 //! - ServiceAccount tokens come from the TokenRequest API, bound to the Pod,
-//!   mounted with the CA at the standard path: in-cluster config works.
+//!   for the projected volume that ServiceAccount admission adds: the
+//!   kubelet mounts what the Pod spec says and nothing else, and in-cluster
+//!   config works.
 //! - Status is written as kubelet writes it (phase, conditions, container
 //!   statuses with exit codes and termination messages).
 //!
-//! Not done (simulated or left out): liveness and startup probes (only
-//! readiness probes run: tcpSocket, httpGet over HTTP, exec), token refresh,
-//! updates of Secret/ConfigMap volumes after a container starts, Service
-//! links env vars, resource limits, seccomp and capabilities, sidecar init
-//! containers, node affinity and taints in scheduling.
+//! - Readiness, liveness and startup probes run (tcpSocket, httpGet over
+//!   HTTP, exec in the container's namespaces); a failed liveness probe
+//!   restarts the container as kubelet does.
+//!
+//! Not done (simulated or left out): image pulls (an image is a local
+//! program; its tag is not honoured and the container's log says which
+//! version really runs), network namespaces, token refresh, updates of
+//! Secret/ConfigMap volumes after a container starts, Service links env
+//! vars, resource limits, seccomp and capabilities, sidecar init containers,
+//! lifecycle hooks.
 
 mod container;
 mod env;
@@ -36,7 +47,6 @@ mod prepare;
 mod probe;
 mod process;
 mod runtime;
-mod scheduler;
 mod status;
 mod volumes;
 mod watch;
@@ -165,17 +175,12 @@ impl std::fmt::Debug for Kubelet {
 }
 
 impl Kubelet {
-    /// Registers the Node and starts scheduling and running Pods.
+    /// Registers the Node and starts running the Pods bound to it.
     ///
-    /// `client` acts as the kubelet (ideally `system:node:<name>` in group
-    /// `system:nodes`, so the Node authorizer limits it as a real kubelet);
-    /// `scheduler` binds Pods (ideally `system:kube-scheduler`). Both may be
-    /// the admin client.
-    pub async fn start(
-        client: kube::Client,
-        scheduler: kube::Client,
-        config: KubeletConfig,
-    ) -> Result<Self, KubeletError> {
+    /// `client` acts as the kubelet: `system:node:<name>` in group
+    /// `system:nodes`, so the Node authorizer and NodeRestriction limit it
+    /// as a real kubelet (the admin client works too).
+    pub async fn start(client: kube::Client, config: KubeletConfig) -> Result<Self, KubeletError> {
         validate(&config)?;
         let mut config = config;
         let store = image_store(&config.node_name);
@@ -190,7 +195,6 @@ impl Kubelet {
         }
         let shared = Arc::new(Shared {
             client,
-            scheduler,
             pods: Mutex::default(),
             finished: Mutex::default(),
             api_pods: Mutex::default(),
@@ -198,7 +202,6 @@ impl Kubelet {
             ips: Mutex::new(IpPool::new(config.pod_cidr)),
             processes: Mutex::default(),
             hosts_changed: tokio::sync::Notify::new(),
-            schedule: tokio::sync::Notify::new(),
             stopping: tokio::sync::watch::Sender::new(false),
             cgroup: process::cgroup_root(&config.node_name),
             store,
@@ -208,7 +211,7 @@ impl Kubelet {
         let tasks = vec![
             tokio::spawn(watch::pods(shared.clone())),
             tokio::spawn(watch::services(shared.clone())),
-            tokio::spawn(scheduler::run(shared.clone())),
+            tokio::spawn(node::heartbeat(shared.clone())),
             tokio::spawn(hosts::run(shared.clone())),
         ];
         Ok(Self { shared, tasks, stopped: false })

@@ -1,17 +1,19 @@
 //! The local cluster: the whole system on one machine.
 //!
-//! - the real control plane ([`crate::controlplane`]: kube-apiserver and etcd);
-//! - `deploy/`'s namespace, CRD and RBAC, and the stand-in Kubegres CRD;
+//! - the real control plane ([`crate::controlplane`]: etcd, kube-apiserver,
+//!   kube-controller-manager and kube-scheduler);
+//! - `deploy/`'s namespace, CRD and RBAC, and the Kubegres CRD;
 //! - the operator binary as its own process, with the identity `deploy/`
 //!   grants it (its ServiceAccount's token, never the admin's), restarted
 //!   when it exits as its Deployment would be ([`operator`]);
 //! - the process kubelet ([`crate::kubelet`], SIMULATED: Pods run as local
-//!   processes), as `system:node:<node>`, scheduling as `system:kube-scheduler`;
+//!   processes), as `system:node:<node>`;
 //! - the simulated Kubegres controller ([`crate::kubegres_sim`]);
-//! - the simulated pvc-protection controller and volume reclaim ([`storage`]).
+//! - the default StorageClass and a SIMULATED local-path provisioner
+//!   ([`storage`]): PVCs are bound to PersistentVolumes on the folders
+//!   `DIR/volumes/<namespace>/<claim>`.
 //!
 //! `DIR/kubeconfig` (the admin's) is written last, once everything is up.
-//! PVCs are the folders `DIR/volumes/<namespace>/<claim>`.
 
 mod operator;
 mod process;
@@ -109,7 +111,7 @@ pub struct LocalCluster {
     // kubelet's processes, the control plane last.
     operator: OperatorSupervisor,
     sim: Option<KubegresSim>,
-    storage: Option<storage::Storage>,
+    provisioner: Option<storage::Provisioner>,
     kubelet: Option<Kubelet>,
     control_plane: ControlPlane,
     dir: PathBuf,
@@ -138,13 +140,16 @@ impl LocalCluster {
         set_mode(&dir.join("volumes"), 0o755)?;
         let _ = std::fs::remove_file(dir.join(KUBECONFIG));
 
-        let control_plane = ControlPlane::try_start().await?;
+        let control_plane = ControlPlane::try_start_cluster().await?;
         let admin = control_plane.client();
         crate::deploy::install_operator_rbac(&admin).await;
         crate::deploy::install_kubegres_crd(&admin).await;
+        storage::install_storage_class(&admin).await;
+        let nodes = storage::NodePaths::default();
+        nodes.set(NODE_NAME, dir.join("volumes"));
+        let provisioner = storage::Provisioner::start(admin.clone(), nodes);
 
         let node = control_plane.client_for_user(&format!("system:node:{NODE_NAME}"), &["system:nodes"]).await?;
-        let scheduler = control_plane.client_for_user("system:kube-scheduler", &[]).await?;
         let pod_cidr = pick_pod_cidr();
         let (host, port) = host_and_port(control_plane.server_url());
         let images = ImageMap::new()
@@ -152,7 +157,6 @@ impl LocalCluster {
             .with("postgres", Program::postgres());
         let kubelet = Kubelet::start(
             node,
-            scheduler,
             KubeletConfig {
                 node_name: NODE_NAME.to_string(),
                 dir: dir.clone(),
@@ -166,7 +170,6 @@ impl LocalCluster {
         )
         .await?;
         let sim = KubegresSim::start(admin.clone());
-        let storage = storage::Storage::start(admin.clone(), dir.join("volumes"));
 
         let token = crate::deploy::operator_token(&control_plane).await;
         let operator_kubeconfig = dir.join("operator").join(KUBECONFIG);
@@ -179,7 +182,7 @@ impl LocalCluster {
         Ok(LocalCluster {
             operator,
             sim: Some(sim),
-            storage: Some(storage),
+            provisioner: Some(provisioner),
             kubelet: Some(kubelet),
             control_plane,
             dir,
@@ -218,14 +221,15 @@ impl LocalCluster {
         format!(
             "The local cluster is up.
   kubeconfig:   export KUBECONFIG={dir}/{KUBECONFIG}
-  PVC folders:  {dir}/volumes/<namespace>/<claim>   (a PersistentVolumeClaim object must exist too)
-  Pod logs:     {dir}/pods/<namespace>_<pod>_<uid>/<container>.log
+  PVC folders:  {dir}/volumes/<namespace>/<claim>   (StorageClass standard, bound once a Pod uses the claim)
+  Pod logs:     {dir}/pods/<pod uid>/<container>.log
   operator log: {dir}/logs/operator.log   (metrics and health: http://{addr}/metrics)
   control plane logs: {cp_logs}
   Pod IPs:      {cidr}/24 on loopback
 Stop it with Ctrl-C or SIGTERM.",
             addr = self.operator.http_addr(),
-            cp_logs = self.control_plane.log_paths().map(|p| p.display().to_string()).join(", "),
+            cp_logs =
+                self.control_plane.log_paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
             cidr = self.pod_cidr,
         )
     }
@@ -237,8 +241,8 @@ Stop it with Ctrl-C or SIGTERM.",
         if let Some(sim) = self.sim.take() {
             sim.stop();
         }
-        if let Some(storage) = self.storage.take() {
-            storage.stop();
+        if let Some(provisioner) = self.provisioner.take() {
+            provisioner.stop();
         }
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
@@ -253,7 +257,8 @@ Stop it with Ctrl-C or SIGTERM.",
 
 /// The PVC folder `DIR/volumes/<namespace>/<claim>`, created (readable by
 /// the Pods, which run as other users) so that files can be put on the PVC
-/// before a Pod mounts it.
+/// before a Pod mounts it: the simulated provisioner keeps what it finds
+/// there when it binds the claim.
 ///
 /// # Panics
 /// When the folder cannot be created.
