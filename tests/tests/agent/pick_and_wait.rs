@@ -3,7 +3,9 @@
 //! Kubegres backups (a restored cluster's CronJob may write its own into the
 //! same PVC), and `--connect-wait` rides out a target that does not answer
 //! yet (a new Kubegres Service routes a moment after its primary is ready).
-//! Real PostgreSQL, real pg_dumpall -c | gzip, real TCP.
+//! Real PostgreSQL, real pg_dumpall -c | gzip, real TCP. Source and target
+//! have different superuser passwords, so the restores keep the target's
+//! (`--keep-role postgres`, as the operator asks for a Kubegres target).
 
 use std::fs;
 use std::io;
@@ -47,7 +49,7 @@ fn backups_of_takes_the_named_clusters_newest_backup_and_refuses_to_guess() {
     assert_eq!(target.query_one("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0");
 
     // Named: the older file of that cluster, not the newer one of the other.
-    let out = restore(&folder, &target, "postgres", &["--pick", "latest", "--backups-of", "orders", "--progress", "json"]);
+    let out = restore(&folder, &target, "postgres", &["--pick", "latest", "--backups-of", "orders", "--keep-role", "postgres", "--progress", "json"]);
     out.assert_success();
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM orders"), "300");
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'half_restored'"), "0");
@@ -98,7 +100,7 @@ fn the_agent_waits_for_a_target_that_answers_late_and_gives_up_in_time() {
     let port = free_port().expect("a free port");
     late_forwarder(port, target.port(), Duration::from_millis(1500));
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let out = restore_with_password(&backup, &url, target.password(), &["--connect-wait", "30"]);
+    let out = restore_with_password(&backup, &url, target.password(), &["--connect-wait", "30", "--keep-role", "postgres"]);
     out.assert_success();
     assert!(out.stderr.contains("does not answer yet"), "{}", out.describe());
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM t"), "100");
