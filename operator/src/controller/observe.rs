@@ -164,7 +164,8 @@ async fn observe_cluster(
     // the same name): it must not start the next attempt.
     let current: Vec<&Pod> = primaries.items.iter().filter(|pod| !older_than(pod, &object)).collect();
     let primary_ready = current.iter().any(|pod| is_ready(pod));
-    let service_ready = primary_ready && service_ready(ctx, namespace, cluster).await?;
+    let ready_primaries: Vec<&Pod> = current.iter().copied().filter(|pod| is_ready(pod)).collect();
+    let service_ready = primary_ready && service_ready(ctx, namespace, cluster, &ready_primaries).await?;
     let managed_by_us = !names_uid(restore).is_empty()
         && object.labels().get(RESTORE_UID_LABEL).map(String::as_str) == Some(names_uid(restore));
     Ok(TargetCluster {
@@ -198,23 +199,35 @@ fn data_volume(cluster: &str, meta: &ObjectMeta) -> DataVolume {
     }
 }
 
-/// Whether the primary Service `<cluster>` exists and one of its
-/// EndpointSlices has a ready endpoint: the agent connects through it.
-async fn service_ready(ctx: &Context, namespace: &str, cluster: &str) -> Result<bool, Error> {
+/// Whether the primary Service `<cluster>` exists and routes to a ready
+/// primary: one of its EndpointSlices has a ready endpoint, or (where no
+/// EndpointSlice controller publishes one yet) its selector selects one of
+/// the Ready primary Pods, which is what that controller would publish. The
+/// agent's `--connect-wait` rides out the moment until DNS follows.
+async fn service_ready(ctx: &Context, namespace: &str, cluster: &str, ready_primaries: &[&Pod]) -> Result<bool, Error> {
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    if services.get_metadata_opt(cluster).await.during(|| format!("get Service {namespace}/{cluster}"))?.is_none() {
+    let Some(service) = services.get_opt(cluster).await.during(|| format!("get Service {namespace}/{cluster}"))? else {
         return Ok(false);
-    }
+    };
     let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
     let listed = slices
         .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={cluster}")))
         .await
         .during(|| format!("list the EndpointSlices of Service {namespace}/{cluster}"))?;
-    Ok(listed
+    let published = listed
         .items
         .iter()
         .flat_map(|slice| slice.endpoints.iter().flatten())
-        .any(|endpoint| endpoint.conditions.as_ref().and_then(|conditions| conditions.ready).unwrap_or(true)))
+        .any(|endpoint| endpoint.conditions.as_ref().and_then(|conditions| conditions.ready).unwrap_or(true));
+    Ok(published || selects_any(&service, ready_primaries))
+}
+
+/// Whether the Service's (non-empty) selector matches one of the Pods.
+fn selects_any(service: &Service, pods: &[&Pod]) -> bool {
+    let Some(selector) = service.spec.as_ref().and_then(|spec| spec.selector.as_ref()).filter(|s| !s.is_empty()) else {
+        return false;
+    };
+    pods.iter().any(|pod| selector.iter().all(|(key, value)| pod.labels().get(key) == Some(value)))
 }
 
 /// What a cluster that is not ready is stuck on, in a few words.

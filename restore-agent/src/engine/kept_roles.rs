@@ -177,7 +177,8 @@ impl Tokens<'_> {
             return None;
         }
         if c.is_alphanumeric() || c == '_' {
-            let end = self.rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$')).unwrap_or(self.rest.len());
+            let end =
+                self.rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$')).unwrap_or(self.rest.len());
             let word = self.rest[..end].to_string();
             self.rest = &self.rest[end..];
             return Some(Token::Word(word));

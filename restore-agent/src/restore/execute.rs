@@ -70,7 +70,9 @@ async fn checkpoint(target: &postgres::TargetConfig) {
     };
     match done {
         Ok(()) => tracing::info!("checkpoint done"),
-        Err(e) => tracing::warn!("the restore succeeded, but CHECKPOINT failed ({e}): replicas may wait for the next one"),
+        Err(e) => {
+            tracing::warn!("the restore succeeded, but CHECKPOINT failed ({e}): replicas may wait for the next one")
+        }
     }
 }
 

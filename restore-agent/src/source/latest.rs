@@ -136,9 +136,8 @@ pub fn is_hidden(name: &str) -> bool {
 /// `backups_of`, the newest backup of that cluster.
 pub fn pick_latest(candidates: &[Candidate], backups_of: Option<&str>) -> Result<usize, NotPicked> {
     let visible = || candidates.iter().enumerate().filter(|(_, c)| !is_hidden(&c.name));
-    let stamped: Vec<(usize, &Candidate, &str, KubegresTimestamp)> = visible()
-        .filter_map(|(i, c)| kubegres_backup(&c.name).map(|(cluster, t)| (i, c, cluster, t)))
-        .collect();
+    let stamped: Vec<(usize, &Candidate, &str, KubegresTimestamp)> =
+        visible().filter_map(|(i, c)| kubegres_backup(&c.name).map(|(cluster, t)| (i, c, cluster, t))).collect();
     let mut clusters: Vec<String> = stamped.iter().map(|(_, _, cluster, _)| cluster.to_string()).collect();
     clusters.sort();
     clusters.dedup();
@@ -269,10 +268,7 @@ mod tests {
     #[test]
     fn the_cluster_is_the_name_before_the_stamp() {
         assert_eq!(kubegres_backup("mypostgres-backup-31_12_2023_23_59_58.gz").map(|(c, _)| c), Some("mypostgres"));
-        assert_eq!(
-            kubegres_backup("my-backup-db-backup-01_02_2024_03_04_05.gz").map(|(c, _)| c),
-            Some("my-backup-db")
-        );
+        assert_eq!(kubegres_backup("my-backup-db-backup-01_02_2024_03_04_05.gz").map(|(c, _)| c), Some("my-backup-db"));
         assert_eq!(kubegres_backup("notes.txt"), None);
     }
 

@@ -133,9 +133,8 @@ pub fn try_namespaced_bundle() -> Result<String, DeployError> {
     );
     for (resource, document) in resource_documents()? {
         let document = namespace_scoped(document);
-        let yaml = serde_saphyr::to_string(&document).map_err(|error| {
-            DeployError::Kustomization(format!("cannot write {resource} back as YAML: {error}"))
-        })?;
+        let yaml = serde_saphyr::to_string(&document)
+            .map_err(|error| DeployError::Kustomization(format!("cannot write {resource} back as YAML: {error}")))?;
         out.push_str("---\n# Source: ");
         out.push_str(&resource);
         out.push('\n');
@@ -290,7 +289,10 @@ mod tests {
         assert_eq!(role["rules"], cluster_role["rules"]);
         let binding = documents.iter().find(|(_, doc)| doc["kind"] == "ClusterRoleBinding").unwrap().1.clone();
         let binding = namespace_scoped(binding);
-        assert_eq!((binding["kind"].as_str(), binding["roleRef"]["kind"].as_str()), (Some("RoleBinding"), Some("Role")));
+        assert_eq!(
+            (binding["kind"].as_str(), binding["roleRef"]["kind"].as_str()),
+            (Some("RoleBinding"), Some("Role"))
+        );
         let deployment = documents.iter().find(|(_, doc)| doc["kind"] == "Deployment").unwrap().1.clone();
         let env = namespace_scoped(deployment)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
         let watch = env.as_array().unwrap().iter().find(|var| var["name"] == WATCH_NAMESPACE_ENV).unwrap();

@@ -234,7 +234,9 @@ pub async fn install_namespaced_operator_rbac(admin: &kube::Client, namespace: &
         }
         Ok::<_, DeployError>(kinds)
     };
-    result.await.unwrap_or_else(|error| panic!("cannot install deploy/install-namespaced.yaml into {namespace}: {error}"))
+    result
+        .await
+        .unwrap_or_else(|error| panic!("cannot install deploy/install-namespaced.yaml into {namespace}: {error}"))
 }
 
 async fn service_account_token(cp: &ControlPlane, namespace: &str, install: &str) -> String {

@@ -68,7 +68,9 @@ pub async fn create_kubegres(
         "replicas": replicas,
         "image": "postgres:16.1",
         "database": {"size": "200Mi"},
-        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+        // Small requests: the simulated node has the machine's 2 CPUs, and the
+        // e2e tests run several clusters at once.
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
         "env": [
             {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "superUserPassword"}}},
             {"name": "POSTGRES_REPLICATION_PASSWORD",

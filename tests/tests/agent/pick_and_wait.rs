@@ -44,12 +44,20 @@ fn backups_of_takes_the_named_clusters_newest_backup_and_refuses_to_guess() {
     let target = PgCluster::start();
     let out = restore(&folder, &target, "postgres", &["--pick", "latest", "--progress", "json"]);
     let message = out.assert_failure(3, &[&["several clusters"], &["orders, orders-restored"], &["--backups-of"]]);
-    assert_eq!(out.failure().and_then(|f| f["reason"].as_str().map(str::to_string)).as_deref(), Some("AmbiguousBackups"));
+    assert_eq!(
+        out.failure().and_then(|f| f["reason"].as_str().map(str::to_string)).as_deref(),
+        Some("AmbiguousBackups")
+    );
     assert!(!message.is_empty());
     assert_eq!(target.query_one("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0");
 
     // Named: the older file of that cluster, not the newer one of the other.
-    let out = restore(&folder, &target, "postgres", &["--pick", "latest", "--backups-of", "orders", "--keep-role", "postgres", "--progress", "json"]);
+    let out = restore(
+        &folder,
+        &target,
+        "postgres",
+        &["--pick", "latest", "--backups-of", "orders", "--keep-role", "postgres", "--progress", "json"],
+    );
     out.assert_success();
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM orders"), "300");
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM pg_tables WHERE tablename = 'half_restored'"), "0");
@@ -100,7 +108,8 @@ fn the_agent_waits_for_a_target_that_answers_late_and_gives_up_in_time() {
     let port = free_port().expect("a free port");
     late_forwarder(port, target.port(), Duration::from_millis(1500));
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let out = restore_with_password(&backup, &url, target.password(), &["--connect-wait", "30", "--keep-role", "postgres"]);
+    let out =
+        restore_with_password(&backup, &url, target.password(), &["--connect-wait", "30", "--keep-role", "postgres"]);
     out.assert_success();
     assert!(out.stderr.contains("does not answer yet"), "{}", out.describe());
     assert_eq!(target.query_one("shop", "SELECT count(*) FROM t"), "100");
@@ -112,11 +121,15 @@ fn the_agent_waits_for_a_target_that_answers_late_and_gives_up_in_time() {
     let took = started.elapsed();
     out.assert_failure(4, &[&["kept trying for 3 s"]]);
     assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(20), "took {took:?}");
-    assert_eq!(out.failure().and_then(|f| f["reason"].as_str().map(str::to_string)).as_deref(), Some("TargetUnreachable"));
+    assert_eq!(
+        out.failure().and_then(|f| f["reason"].as_str().map(str::to_string)).as_deref(),
+        Some("TargetUnreachable")
+    );
 
     // Wrong credentials never wait.
     let started = Instant::now();
-    let out = restore_with_password(&backup, &target.url_without_password("postgres"), "wrong", &["--connect-wait", "30"]);
+    let out =
+        restore_with_password(&backup, &target.url_without_password("postgres"), "wrong", &["--connect-wait", "30"]);
     out.assert_failure(4, &[&["authentication failed"]]);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }

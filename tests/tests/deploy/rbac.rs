@@ -245,7 +245,10 @@ async fn the_namespace_scoped_install_grants_the_same_rules_in_its_namespace_and
     for (group, resource, verbs) in CLUSTER_WIDE {
         for verb in *verbs {
             let answer = allowed(&operator, verb, group, resource, None).await.unwrap();
-            assert!(!answer, "{verb} {group}/{resource} in every namespace is allowed to the namespace-scoped operator");
+            assert!(
+                !answer,
+                "{verb} {group}/{resource} in every namespace is allowed to the namespace-scoped operator"
+            );
         }
     }
 }

@@ -73,7 +73,11 @@ async fn a_kubegres_cluster_replicates_backs_up_and_scales_by_index() {
     assert_eq!(claim.spec.unwrap().storage_class_name.as_deref(), Some("standard"));
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     for name in ["pg", "pg-replica"] {
-        let service = services.get(name).await.unwrap();
+        // Kubegres creates each Service on a later pass than its Pods.
+        let service = harness::wait::until_ok(&format!("the Service {name}"), WAIT, || async {
+            services.get_opt(name).await.map_err(|e| e.to_string())?.ok_or("not yet".to_string())
+        })
+        .await;
         assert_eq!(service.spec.unwrap().cluster_ip.as_deref(), Some("None"), "{name} is headless");
     }
     let base: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);

@@ -15,5 +15,6 @@
 
 mod faults;
 mod kubegres;
+mod safety;
 mod sources;
 mod support;

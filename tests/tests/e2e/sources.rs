@@ -60,7 +60,9 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(1));
 
     let restored = world::primary(&client, &ns, "restored", source.password()).await;
-    compare::assert_same_cluster(&source, &restored);
+    // The new cluster's replication role is its own (Kubegres made it; the
+    // operator keeps it): same attributes and grant, its own password.
+    compare::assert_same_cluster_keeping(&source, &restored, &["replication"]);
 
     let kubegres = world::get_kubegres(&client, &ns, "restored").await.expect("the restored cluster");
     assert_eq!(kubegres.data["spec"]["replicas"], json!(3), "replicas set back to the desired spec");

@@ -39,7 +39,10 @@ enum Event {
     ForeignCluster,
     /// A data volume named like the cluster's that someone else created
     /// before the restore (a retained volume of an earlier cluster).
-    RetainedVolume { index: u8, labeled: bool },
+    RetainedVolume {
+        index: u8,
+        labeled: bool,
+    },
     /// Someone else's object holds the name of the restore's ServiceAccount,
     /// Role or RoleBinding.
     ForeignChild(u8),
@@ -164,7 +167,8 @@ fn check_decision(world: &Observed, actions: &[Action]) -> Result<(), TestCaseEr
             Action::Delete { kind, name, uid } => {
                 prop_assert!(!is_foreign(uid), "deleted {} {name} ({uid}), not the restore's", kind.as_str());
                 prop_assert!(
-                    !(world.target.exists && world.target.uid.as_deref().is_some_and(is_foreign)
+                    !(world.target.exists
+                        && world.target.uid.as_deref().is_some_and(is_foreign)
                         && *kind == crate::decide::Kind::Volume),
                     "deleted volume {name} while a cluster not the restore's holds the name"
                 );

@@ -397,13 +397,12 @@ fn database_names_never_reach_the_url_unescaped_and_the_kubegres_port_is_used() 
 #[test]
 fn the_recorded_cluster_keeps_its_first_creation_time_across_retries() {
     let mut o = running();
-    o.status_mut().created_cluster =
-        Some(CreatedCluster {
-            name: "restored".into(),
-            uid: "kubegres-uid-1".into(),
-            first_created: Time(at(-100)),
-            volumes: Vec::new(),
-        });
+    o.status_mut().created_cluster = Some(CreatedCluster {
+        name: "restored".into(),
+        uid: "kubegres-uid-1".into(),
+        first_created: Time(at(-100)),
+        volumes: Vec::new(),
+    });
     failed_attempt(&mut o, 4, "");
     o.now = at(10_000);
     let (_, o) = step(&o);

@@ -238,7 +238,8 @@ pub fn bad_specs() -> Vec<Bad> {
         bad(
             "too-many-env",
             fork_with(|s| {
-                s["env"] = Value::Array((0..=proto::crd::MAX_SPEC_ITEMS).map(|i| json!({"name": format!("V{i}")})).collect())
+                s["env"] =
+                    Value::Array((0..=proto::crd::MAX_SPEC_ITEMS).map(|i| json!({"name": format!("V{i}")})).collect())
             }),
             "spec.env",
             "must have at most 256 items",
