@@ -121,6 +121,11 @@ async fn a_kubegres_backup_restores_into_a_new_cluster_that_keeps_its_own_passwo
     assert_eq!(role, [["t", "t"]]);
     let replicas = world::wait_for_replicas(&client, &ns, "restored", "target-superuser-pw", WAIT).await;
     assert_eq!(replicas.len(), 2);
+    // A replica holds the restored rows.
+    let replica = harness::pg::PgCluster::connect_to(&replicas[0], 5432, "target-superuser-pw");
+    let count = "SELECT count(*) FROM rental";
+    assert_eq!(replica.query("pagila", count), source.query("pagila", count));
+    assert_eq!(replica.query("postgres", "SELECT pg_is_in_recovery()"), [["t"]]);
     // Handed over with the desired spec, the backup schedule only now.
     let kubegres = world::get_kubegres(&client, &ns, "restored").await.unwrap();
     assert_eq!(kubegres.data["spec"]["replicas"], json!(3));
