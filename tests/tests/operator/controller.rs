@@ -180,25 +180,34 @@ async fn a_non_retryable_exit_fails_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_restore_pod_is_recreated_and_a_restarted_operator_carries_on() {
+async fn a_deleted_restore_pod_is_a_failed_attempt_and_a_restarted_operator_carries_on() {
     let mut world = World::new("op-heal").await;
-    world.create_restore("app", postgres_spec(0)).await;
-    let first = world.wait_pod("app-restore-1").await;
+    world.create_restore("app", postgres_spec(1)).await;
+    world.wait_pod("app-restore-1").await;
     world.run_pod("app-restore-1").await;
-
+    // Once the operator has seen the running Pod, its deletion (an eviction,
+    // a drain) fails the attempt: what it wrote is in the target.
+    world.wait_restore("app", "the attempt's Pod recorded", |r| r.status.as_ref()?.attempt_pod_uid.clone()).await;
     world.pods().delete("app-restore-1", &DeleteParams::default()).await.unwrap();
-    let second = world.wait_pod("app-restore-1").await;
-    assert_ne!(first.uid(), second.uid(), "the Pod was recreated");
+    world
+        .wait_restore("app", "the PodDeleted failure of attempt 1", |r| {
+            let status = r.status.as_ref()?;
+            (status.attempts == Some(2) || status.failure.as_ref().is_some_and(|f| f.reason == "PodDeleted"))
+                .then_some(())
+        })
+        .await;
 
-    // A new operator process picks up from the status and the objects.
+    // A new operator process picks up from the status and the objects: the
+    // retry comes after the backoff, as the next attempt.
     let old = std::mem::replace(&mut world.operator, Operator::start("op-heal").await);
     old.stop().await;
     world.operator.stop().await;
     world.operator = Operator::start("op-heal").await;
-    world.run_pod("app-restore-1").await;
-    world.finish_pod("app-restore-1", 0, "").await;
+    world.wait_pod("app-restore-2").await;
+    world.run_pod("app-restore-2").await;
+    world.finish_pod("app-restore-2", 0, "").await;
     let restore = world.wait_phase("app", Phase::Succeeded).await;
-    assert_eq!(restore.status.unwrap().attempts, Some(1));
+    assert_eq!(restore.status.unwrap().attempts, Some(2));
     let pods = world.pods().list(&Default::default()).await.unwrap();
     assert!(pods.items.is_empty(), "left: {:?}", pods.items.iter().map(|p| p.name_any()).collect::<Vec<_>>());
     world.operator.stop().await;
