@@ -92,22 +92,22 @@ fn without_password(sql: &str, from: usize) -> Option<String> {
     loop {
         let start = sql.len() - tokens.rest.trim_start().len();
         let token = tokens.token()?;
-        if let Token::Word(w) = &token {
-            if w.eq_ignore_ascii_case("password") {
-                let clause_start = match previous_start {
-                    Some(p) if sql[p..start].trim().eq_ignore_ascii_case("encrypted") => p,
-                    _ => start,
-                };
-                let value = tokens.token()?;
-                if !matches!(value, Token::Literal | Token::Word(_)) {
-                    return None;
-                }
-                let end = sql.len() - tokens.rest.len();
-                let mut out = String::with_capacity(sql.len());
-                out.push_str(sql[..clause_start].trim_end());
-                out.push_str(&sql[end..]);
-                return Some(out);
+        if let Token::Word(w) = &token
+            && w.eq_ignore_ascii_case("password")
+        {
+            let clause_start = match previous_start {
+                Some(p) if sql[p..start].trim().eq_ignore_ascii_case("encrypted") => p,
+                _ => start,
+            };
+            let value = tokens.token()?;
+            if !matches!(value, Token::Literal | Token::Word(_)) {
+                return None;
             }
+            let end = sql.len() - tokens.rest.len();
+            let mut out = String::with_capacity(sql.len());
+            out.push_str(sql[..clause_start].trim_end());
+            out.push_str(&sql[end..]);
+            return Some(out);
         }
         previous_start = Some(start);
     }

@@ -213,7 +213,7 @@ async fn the_namespace_scoped_install_runs_restores_of_its_namespace_and_sees_no
     wait_for_pod(&Api::namespaced(admin.clone(), own), "one-restore-1").await;
     let status = until_ok("restore one to report Restoring", WAIT, || async {
         let restore = restores.get("one").await.unwrap();
-        let phase = restore.status.as_ref().and_then(|status| status.phase.clone());
+        let phase = restore.status.as_ref().and_then(|status| status.phase);
         if phase == Some(proto::Phase::Restoring) { Ok(restore) } else { Err(format!("{phase:?}")) }
     })
     .await;
