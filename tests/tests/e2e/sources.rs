@@ -46,7 +46,8 @@ async fn the_latest_backup_on_a_pvc_restores_into_a_new_kubegres_cluster() {
     set_mtime(&middle, "2030-01-01");
     set_mtime(&newest, "2020-01-01");
 
-    // pg_dumpall restores the superuser's password: the new cluster's Secret has the source's.
+    // The new cluster's Secret; the operator keeps its passwords whatever the
+    // dump says (tests/tests/e2e/safety.rs restores with passwords unlike the source's).
     world::create_secret(
         &client,
         &ns,
