@@ -273,9 +273,17 @@ async fn touch_and_reconcile(world: &World, touch: &str) {
 async fn status_is_written_only_when_it_changes_and_spec_changes_are_not_acted_on() {
     let world = World::new("op-quiet").await;
     world.create_restore("app", postgres_spec(0)).await;
-    world.wait_pod("app-restore-1").await;
+    let pod_uid = world.wait_pod("app-restore-1").await.uid();
     world.run_pod("app-restore-1").await;
-    let settled = world.wait_phase("app", Phase::Restoring).await;
+    // The last write of this stage records the Pod's UID. Only after it can a
+    // quiet reconcile mean "settled": a reconcile that began before the Pod
+    // was seen may end after a touch without having written yet.
+    let settled = world
+        .wait_restore("app", "the restore Pod's UID in the status", |restore| {
+            let status = restore.status.as_ref()?;
+            (status.phase() == Phase::Restoring && status.attempt_pod_uid == pod_uid).then(|| restore.clone())
+        })
+        .await;
     // Settled: a whole reconcile ran (after a touch of the Pod) without a write.
     let tries = AtomicU32::new(0);
     let version = wait("the status to settle", || async {
@@ -291,7 +299,8 @@ async fn status_is_written_only_when_it_changes_and_spec_changes_are_not_acted_o
         touch_and_reconcile(&world, &n.to_string()).await;
     }
     assert!(world.operator.reconciles() > before, "the Pod updates triggered reconciles");
-    assert_eq!(world.restores().get("app").await.unwrap().resource_version(), version);
+    let after = world.restores().get("app").await.unwrap();
+    assert_eq!(after.resource_version(), version, "the status was rewritten: {:#?}", after.status);
     assert_eq!(settled.status.as_ref().unwrap().observed_generation, Some(1));
 
     // A spec change after the start: said, not acted on.
