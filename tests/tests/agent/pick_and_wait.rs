@@ -1,8 +1,10 @@
-//! Two things the agent does so that the operator's default flow cannot go
+//! Three things the agent does so that the operator's default flow cannot go
 //! wrong: `--pick latest --backups-of CLUSTER` takes only that cluster's
 //! Kubegres backups (a restored cluster's CronJob may write its own into the
-//! same PVC), and `--connect-wait` rides out a target that does not answer
-//! yet (a new Kubegres Service routes a moment after its primary is ready).
+//! same PVC), `--connect-wait` rides out a target that does not answer
+//! yet (a new Kubegres Service routes a moment after its primary is ready),
+//! and a CHECKPOINT ends a successful restore (a Kubegres replica starts
+//! with pg_basebackup, which otherwise waits for a spread checkpoint).
 //! Real PostgreSQL, real pg_dumpall -c | gzip, real TCP. Source and target
 //! have different superuser passwords, so the restores keep the target's
 //! (`--keep-role postgres`, as the operator asks for a Kubegres target).
@@ -132,4 +134,45 @@ fn the_agent_waits_for_a_target_that_answers_late_and_gives_up_in_time() {
         restore_with_password(&backup, &target.url_without_password("postgres"), "wrong", &["--connect-wait", "30"]);
     out.assert_failure(4, &[&["authentication failed"]]);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+/// WAL bytes written since `lsn`, and since the redo point of the last checkpoint.
+fn wal_since(pg: &PgCluster, lsn: &str) -> (i64, i64) {
+    let row = pg.query(
+        "postgres",
+        &format!(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')::bigint, \
+             pg_wal_lsn_diff(pg_current_wal_lsn(), redo_lsn)::bigint FROM pg_control_checkpoint()"
+        ),
+    );
+    let parse = |v: &str| v.parse::<i64>().expect("a WAL distance");
+    (parse(&row[0][0]), parse(&row[0][1]))
+}
+
+#[test]
+fn a_successful_restore_ends_with_a_checkpoint() {
+    let source = PgCluster::start();
+    let dumps = Dumps::new_in(&source.scratch_dir());
+    source.create_database("shop");
+    source.psql(
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id, repeat('x', 200) AS note FROM generate_series(1, 60000) g;",
+    );
+    let backup = dumps.kubegres_backup(&source, "orders");
+
+    let target = PgCluster::start();
+    let before = target.query_one("postgres", "SELECT pg_current_wal_lsn()");
+    let out = restore(&backup, &target, "postgres", &["--keep-role", "postgres", "--progress", "json"]);
+    out.assert_success();
+    assert_eq!(target.query_one("shop", "SELECT count(*) FROM orders"), "60000");
+    let (written, since_checkpoint) = wal_since(&target, &before);
+    // The restore wrote megabytes of WAL; the last checkpoint began after
+    // nearly all of it (only what the server logs on its own comes after).
+    assert!(written > 8 << 20, "the restore wrote only {written} bytes of WAL: too little to tell");
+    assert!(
+        since_checkpoint < 256 << 10,
+        "{since_checkpoint} bytes of WAL since the last checkpoint's redo point (of {written} written by the restore): \
+         the restore did not end with a CHECKPOINT"
+    );
+    assert!(!out.stderr.contains("CHECKPOINT failed"), "{}", out.describe());
 }

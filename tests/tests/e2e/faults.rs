@@ -1,5 +1,5 @@
 //! Faults, end to end: a corrupt dump, the agent or the operator killed
-//! mid-restore, a restore deleted mid-restore, an agent reaching for another
+//! mid-restore, a restore or its Pod deleted mid-restore, an agent reaching for another
 //! restore, and a missing Secret or PVC.
 
 use std::collections::BTreeSet;
@@ -135,7 +135,49 @@ async fn an_agent_killed_mid_restore_is_retried_into_a_fresh_cluster() {
     let restored = world::primary(&client, &ns, "restored", big_source().0.password()).await;
     assert_ne!(restored.host(), first_primary.host(), "attempt 2 ran in the same cluster's Pod");
     compare::assert_same_database(&big_source().0, "big", &restored, "big");
+    // What the first attempt's failure said: how the agent died and how far
+    // it got, not the tail of its JSON log cut mid-line.
+    let notes = event_notes(&client, &ns, "killed", "AttemptFailed").await;
+    let said =
+        notes.iter().find(|n| n.starts_with("restore attempt 1 failed (AgentKilled)")).expect("attempt 1's failure");
+    assert!(said.contains("the restore agent was killed by signal 9 (SIGKILL); it had read "), "{said}");
+    assert!(said.contains(" rows") && !said.contains('{'), "{said}");
     assert_only_the_database_is_left(&client, &ns, &tracker).await;
+}
+
+/// A restore Pod deleted mid-attempt (a drain, an eviction, a person) is a
+/// failed attempt: the next one goes into a fresh cluster, never on top of
+/// what the first one half wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_pod_deleted_mid_restore_is_retried_into_a_fresh_cluster() {
+    let client = cluster().client().await;
+    let ns = namespace(&client, "podgone").await;
+    let file = big_backup_on_a_pvc(&client, &ns, "restored").await;
+    world::create_restore(
+        &client,
+        &ns,
+        &new_cluster_restore("evicted", "restored", "backups", &file, "  backoffLimit: 2\n"),
+    )
+    .await;
+    let mid = wait_mid_restore(&client, &ns, "evicted").await;
+    assert!(!world::finished(&mid), "the restore finished before its Pod could be deleted");
+    let first_primary = world::primary(&client, &ns, "restored", big_source().0.password()).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    pods.delete("evicted-restore-1", &DeleteParams::default()).await.expect("delete the restore Pod");
+
+    let restore = wait_succeeded(&client, &ns, "evicted").await;
+    assert_eq!(restore.status.as_ref().and_then(|s| s.attempts), Some(2), "{}", status_of(&restore));
+    let restored = world::primary(&client, &ns, "restored", big_source().0.password()).await;
+    assert_ne!(restored.host(), first_primary.host(), "attempt 2 ran in the half-restored cluster");
+    compare::assert_same_database(&big_source().0, "big", &restored, "big");
+    let notes = event_notes(&client, &ns, "evicted", "AttemptFailed").await;
+    let said = "restore attempt 1 failed (PodDeleted): the restore Pod evicted-restore-1 of attempt 1 was deleted \
+                before it finished; retrying";
+    assert!(notes.iter().any(|n| n == said), "{notes:?}");
+    // The restore ended with a CHECKPOINT: a replica's base backup need not
+    // wait for a spread one. (Hundreds of MiB of WAL came before it.)
+    let since = wal_since_last_checkpoint(&restored);
+    assert!(since < 32 << 20, "{since} bytes of WAL since the last checkpoint of the restored primary");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

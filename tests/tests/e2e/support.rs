@@ -219,6 +219,38 @@ pub async fn wait_succeeded(client: &kube::Client, namespace: &str, name: &str) 
     restore
 }
 
+/// The notes of the Events of `reason` recorded on the restore `name`,
+/// waiting until there is at least one.
+pub async fn event_notes(client: &kube::Client, namespace: &str, name: &str, reason: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    until_ok(&format!("a {reason} Event on {name}"), Duration::from_secs(30), || async {
+        let notes: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note)
+            .collect();
+        if notes.is_empty() { Err("none yet".to_string()) } else { Ok(notes) }
+    })
+    .await
+}
+
+/// The WAL a restored primary wrote since its last checkpoint's redo point:
+/// small when the restore ended with a CHECKPOINT, however much it wrote.
+pub fn wal_since_last_checkpoint(primary: &PgCluster) -> i64 {
+    primary
+        .query_one(
+            "postgres",
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), redo_lsn)::bigint FROM pg_control_checkpoint()",
+        )
+        .parse()
+        .expect("a WAL distance")
+}
+
 /// The restore's status, for assertion messages.
 pub fn status_of(restore: &KubegresRestore) -> String {
     serde_json::to_string_pretty(&restore.status).unwrap_or_default()
