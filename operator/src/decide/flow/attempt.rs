@@ -24,19 +24,7 @@ impl Draft<'_> {
         let restore = &observed.restore;
         let namespace = names::namespace(restore);
         let children = &observed.children;
-        if let Some(kind) = children.foreign() {
-            let message = format!(
-                "the {kind} {namespace}/{} already exists and was not created by this restore: it was left \
-                 untouched; delete it or give the restore another name",
-                names::children_name(names::name(restore))
-            );
-            return self.fail_stop("NameInUse", &message);
-        }
-        if let Some(pod) = &observed.foreign_pod {
-            let message = format!(
-                "the Pod {namespace}/{pod} already exists and was not created by this restore: it was left \
-                 untouched; delete it or give the restore another name"
-            );
+        if let Some(message) = self.name_clash() {
             return self.fail_stop("NameInUse", &message);
         }
         if children.service_account == Child::Missing {
@@ -126,6 +114,23 @@ impl Draft<'_> {
                 Flow::Stop
             }
         }
+    }
+
+    /// An object of one of the restore's own names (its ServiceAccount,
+    /// Role, RoleBinding, the attempt's Pod) that someone else created: said,
+    /// and left untouched.
+    pub(super) fn name_clash(&self) -> Option<String> {
+        let observed = self.observed;
+        let namespace = names::namespace(&observed.restore);
+        let (kind, name) = match (observed.children.foreign(), &observed.foreign_pod) {
+            (Some(kind), _) => (kind, names::children_name(names::name(&observed.restore))),
+            (None, Some(pod)) => ("Pod", pod.clone()),
+            (None, None) => return None,
+        };
+        Some(format!(
+            "the {kind} {namespace}/{name} already exists and was not created by this restore: it was left \
+             untouched; delete it or give the restore another name"
+        ))
     }
 
     /// An attempt failed: retry it into a fresh target after a backoff, or

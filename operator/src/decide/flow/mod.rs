@@ -77,6 +77,11 @@ impl<'a> Draft<'a> {
         }
 
         if self.status.phase() == proto::Phase::Pending {
+            // A name of ours already taken ends the restore before it makes
+            // anything (a cluster it would only delete again).
+            if let Some(message) = self.name_clash() {
+                return self.fail("NameInUse", &message, None);
+            }
             self.start();
         }
         self.check_spec_changed();

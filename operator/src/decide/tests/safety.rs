@@ -169,6 +169,16 @@ fn an_earlier_attempts_cluster_is_never_reused() {
     assert_eq!(d.status.phase(), Phase::CreatingTarget);
 }
 
+/// Someone else's object holds one of the restore's names.
+fn taken(o: &mut Observed, which: usize) {
+    match which {
+        0 => o.children.service_account = Child::Foreign,
+        1 => o.children.role = Child::Foreign,
+        2 => o.children.role_binding = Child::Foreign,
+        _ => o.foreign_pod = Some("orders-restore-1".into()),
+    }
+}
+
 #[test]
 fn objects_of_the_restores_names_that_are_not_its_own_fail_with_name_in_use() {
     for (what, set) in [
@@ -179,12 +189,7 @@ fn objects_of_the_restores_names_that_are_not_its_own_fail_with_name_in_use() {
     ] {
         let (_, mut o) = step(&observed(restore(default_spec())));
         make_ready(&mut o);
-        match set {
-            0 => o.children.service_account = Child::Foreign,
-            1 => o.children.role = Child::Foreign,
-            2 => o.children.role_binding = Child::Foreign,
-            _ => o.foreign_pod = Some("orders-restore-1".into()),
-        }
+        taken(&mut o, set);
         let d = decide(&o);
         let failure = d.status.failure.as_ref().unwrap_or_else(|| panic!("{what}: {:?}", d.actions));
         assert_eq!(failure.reason, "NameInUse", "{what}");
@@ -194,6 +199,15 @@ fn objects_of_the_restores_names_that_are_not_its_own_fail_with_name_in_use() {
             "{what}: {:?}",
             d.actions
         );
+
+        // Taken before the restore started: it ends there, having made
+        // nothing (no cluster to delete again, no Started then NameInUse).
+        let mut o = observed(restore(default_spec()));
+        taken(&mut o, set);
+        let d = decide(&o);
+        assert_eq!(d.status.failure.as_ref().map(|f| f.reason.as_str()), Some("NameInUse"), "{what}");
+        assert_eq!(events(&d), ["NameInUse"], "{what}");
+        assert!(!kinds(&d).iter().any(|kind| kind.starts_with("Create")), "{what}: {:?}", kinds(&d));
     }
 }
 
