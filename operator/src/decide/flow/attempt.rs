@@ -22,7 +22,6 @@ impl Draft<'_> {
     pub(super) fn run_attempt(&mut self, connection: &TargetConnection, cluster: Option<&str>) -> Flow {
         let observed = self.observed;
         let restore = &observed.restore;
-        let namespace = names::namespace(restore);
         let children = &observed.children;
         if let Some(message) = self.name_clash() {
             return self.fail_stop("NameInUse", &message);
