@@ -26,43 +26,15 @@ const WAIT: Duration = Duration::from_secs(180);
 /// into a new cluster `cluster` whose spec (3 replicas, a backup schedule)
 /// takes its passwords from the Secret `<cluster>-secret`.
 fn restore_yaml(name: &str, cluster: &str, source_cluster: &str) -> String {
-    format!(
-        "apiVersion: kubegres.reactive-tech.io/v1
-kind: KubegresRestore
-metadata:
-  name: {name}
-spec:
-  dataSource:
-    file:
-      pvcName: backups
-      mountPath: /var/lib/backup
-      snapshot: latest
-      clusterName: {source_cluster}
-  target:
-    newCluster:
-      name: {cluster}
-      clusterSpec:
-        replicas: 3
-        image: postgres:16.1
-        database:
+    let cluster_spec = "        database:
           size: 200Mi
         backup:
           schedule: '0 */1 * * *'
           pvcName: backups
           volumeMount: /var/lib/backup
-        env:
-          - name: POSTGRES_PASSWORD
-            valueFrom:
-              secretKeyRef:
-                name: {cluster}-secret
-                key: superUserPassword
-          - name: POSTGRES_REPLICATION_PASSWORD
-            valueFrom:
-              secretKeyRef:
-                name: {cluster}-secret
-                key: replicationUserPassword
-"
-    )
+";
+    let file_extra = format!("      clusterName: {source_cluster}\n");
+    new_cluster_restore_with(name, cluster, "backups", "latest", &file_extra, cluster_spec, "")
 }
 
 /// The source of every test: a Kubegres cluster `mypostgres` (simulated

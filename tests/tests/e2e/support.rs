@@ -86,6 +86,28 @@ pub fn kubegres_backup_to(source: &PgCluster, file: &std::path::Path) {
 /// A restore into a new Kubegres cluster `cluster` (3 replicas in its spec,
 /// resources set) from a file on `pvc`; `extra` is more `spec:` YAML.
 pub fn new_cluster_restore(name: &str, cluster: &str, pvc: &str, snapshot: &str, extra: &str) -> String {
+    let cluster_spec = "        database:
+          size: 1Gi
+        resources:
+          requests:
+            memory: 512Mi
+";
+    new_cluster_restore_with(name, cluster, pvc, snapshot, "", cluster_spec, extra)
+}
+
+/// A restore into a new Kubegres cluster `cluster` (3 replicas, passwords
+/// from the Secret `<cluster>-secret`) from `snapshot` on `pvc`, with more
+/// YAML under `file:` (`file_extra`), `clusterSpec:` (`cluster_spec`) and
+/// `spec:` (`extra`), each indented for its place.
+pub fn new_cluster_restore_with(
+    name: &str,
+    cluster: &str,
+    pvc: &str,
+    snapshot: &str,
+    file_extra: &str,
+    cluster_spec: &str,
+    extra: &str,
+) -> String {
     format!(
         "apiVersion: kubegres.reactive-tech.io/v1
 kind: KubegresRestore
@@ -97,18 +119,13 @@ spec:
       pvcName: {pvc}
       mountPath: /var/lib/backup
       snapshot: {snapshot}
-  target:
+{file_extra}  target:
     newCluster:
       name: {cluster}
       clusterSpec:
         replicas: 3
         image: postgres:16.1
-        database:
-          size: 1Gi
-        resources:
-          requests:
-            memory: 512Mi
-        env:
+{cluster_spec}        env:
           - name: POSTGRES_PASSWORD
             valueFrom:
               secretKeyRef:
